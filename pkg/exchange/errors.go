@@ -1,0 +1,259 @@
+package exchange
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// StatusError means the STS answered with a status other than 200.
+type StatusError struct {
+	// URL is the exchange URL. It never carries secrets: the subject token
+	// travels in a header and the parameters in the body.
+	URL string
+	// HTTPStatus is the HTTP status code of the answer.
+	HTTPStatus int
+	// Code is the gRPC status code from a grpc-gateway error body
+	// ({"code":7,"message":"...","details":[]}), or 0 if the body was not
+	// of that shape.
+	Code int
+	// Message is what the server said: the grpc-gateway message, or a short
+	// printable snippet of any other body, with the subject token redacted.
+	// For an empty body it is the HTTP status text.
+	Message string
+	// RetryAfter is the server's Retry-After (seconds or HTTP date), or 0.
+	RetryAfter time.Duration
+}
+
+// Error reads like `STS <url> answered 403 Forbidden (PermissionDenied):
+// <message>`. What to do about it is the caller's to say: it knows where
+// the token and the identity came from.
+func (e *StatusError) Error() string {
+	var b strings.Builder
+	b.WriteString("STS ")
+	b.WriteString(e.URL)
+	b.WriteString(" answered ")
+	b.WriteString(strconv.Itoa(e.HTTPStatus))
+	if text := http.StatusText(e.HTTPStatus); text != "" {
+		b.WriteString(" ")
+		b.WriteString(text)
+	}
+	if e.Code != 0 {
+		b.WriteString(" (")
+		b.WriteString(grpcCodeName(e.Code))
+		b.WriteString(")")
+	}
+	// An empty body leaves Message as the status text; don't say it twice.
+	if e.Message != "" && e.Message != http.StatusText(e.HTTPStatus) {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Temporary reports whether the status is worth retrying later: 429, 502,
+// 503 and 504.
+func (e *StatusError) Temporary() bool {
+	return retryableStatus(e.HTTPStatus)
+}
+
+func retryableStatus(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// UnreachableError means no attempt got an HTTP answer from the STS: the
+// dial, TLS handshake or request timed out or failed.
+type UnreachableError struct {
+	// URL is the exchange URL.
+	URL string
+	// Err is the network error of the last attempt.
+	Err error
+}
+
+// Error names the URL, the network error and where to look.
+func (e *UnreachableError) Error() string {
+	return "cannot reach the STS at " + e.URL + ": " + e.Err.Error() + "; check CHAINGUARD_ISSUER and the network"
+}
+
+// Unwrap returns the network error, so errors.Is(err, context.DeadlineExceeded)
+// and net.Error checks work.
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// grpcCodeName is the name of a gRPC status code, as google.golang.org/grpc/codes
+// spells it, without importing grpc for sixteen strings.
+func grpcCodeName(code int) string {
+	switch code {
+	case 0:
+		return "OK"
+	case 1:
+		return "Canceled"
+	case 2:
+		return "Unknown"
+	case 3:
+		return "InvalidArgument"
+	case 4:
+		return "DeadlineExceeded"
+	case 5:
+		return "NotFound"
+	case 6:
+		return "AlreadyExists"
+	case 7:
+		return "PermissionDenied"
+	case 8:
+		return "ResourceExhausted"
+	case 9:
+		return "FailedPrecondition"
+	case 10:
+		return "Aborted"
+	case 11:
+		return "OutOfRange"
+	case 12:
+		return "Unimplemented"
+	case 13:
+		return "Internal"
+	case 14:
+		return "Unavailable"
+	case 15:
+		return "DataLoss"
+	case 16:
+		return "Unauthenticated"
+	}
+	return "gRPC code " + strconv.Itoa(code)
+}
+
+const (
+	// maxSnippet bounds the part of a non-grpc error body shown to people:
+	// enough for a proxy's one-line reason, not a whole HTML page.
+	maxSnippet = 200
+	// maxMessage bounds a message the server put in a structured error
+	// body. Those are written for people and may list claims, so they get
+	// more room than a snippet, but still a bound.
+	maxMessage = 1000
+	// redacted replaces the subject token wherever a body echoes it.
+	redacted = "[REDACTED]"
+)
+
+// parseErrorBody extracts a gRPC code and a printable message from the body
+// of a non-200 answer. The message has every secret redacted, is valid UTF-8,
+// and is at most maxMessage runes (maxSnippet for unstructured bodies). An
+// empty message means the body said nothing usable.
+func parseErrorBody(body []byte, secrets ...string) (code int, message string) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return 0, ""
+	}
+	if body[0] == '{' {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(body, &fields) == nil {
+			// grpc-gateway: {"code": 7, "message": "...", "details": []}.
+			var c int
+			var msg string
+			if json.Unmarshal(fields["code"], &c) == nil && json.Unmarshal(fields["message"], &msg) == nil {
+				return c, cleanMessage(msg, maxMessage, secrets)
+			}
+			// Other JSON error shapes (OAuth-style proxies and the like).
+			for _, key := range [...]string{"message", "error_description", "error"} {
+				if json.Unmarshal(fields[key], &msg) == nil && strings.TrimSpace(msg) != "" {
+					return 0, cleanMessage(msg, maxMessage, secrets)
+				}
+			}
+		}
+	}
+	text := string(body)
+	if title, ok := htmlTitle(text); ok {
+		text = title
+	}
+	return 0, cleanMessage(text, maxSnippet, secrets)
+}
+
+// htmlTitle returns the <title> of an HTML page: a load balancer's error page
+// says what went wrong there, and the rest is markup.
+func htmlTitle(s string) (string, bool) {
+	// Only look at the page's start; a title is in the head.
+	head := s[:min(len(s), 4096)]
+	lower := strings.ToLower(head)
+	if !strings.HasPrefix(lower, "<") {
+		return "", false
+	}
+	start := strings.Index(lower, "<title>")
+	if start < 0 {
+		return "", false
+	}
+	start += len("<title>")
+	end := strings.Index(lower[start:], "</title>")
+	if end < 0 {
+		return "", false
+	}
+	// lower and head index the same bytes only while ToLower kept lengths;
+	// when it did not (rare non-ASCII), fall back to the snippet.
+	if len(lower) != len(head) {
+		return "", false
+	}
+	return head[start : start+end], true
+}
+
+// cleanMessage makes server text safe to show: secrets redacted, invalid
+// UTF-8 and non-printable runes replaced, whitespace collapsed, and at most
+// limit runes long.
+func cleanMessage(s string, limit int, secrets []string) string {
+	s = redact(s, secrets)
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			space = true
+			continue
+		case !unicode.IsPrint(r):
+			// Replaced, not dropped, so that removing a control character
+			// cannot splice two halves of a secret back together.
+			r = '\uFFFD'
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	s = redact(b.String(), secrets)
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == limit-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}
+
+// redact replaces each secret with a marker, and also each long
+// dot-separated part of one: a body echoing only a JWT's payload or signature
+// must not show that either.
+func redact(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, secret, redacted)
+		for part := range strings.SplitSeq(secret, ".") {
+			if len(part) >= 16 {
+				s = strings.ReplaceAll(s, part, redacted)
+			}
+		}
+	}
+	return s
+}

@@ -1,0 +1,439 @@
+// Package exchange is a client for the Chainguard security token service
+// (STS): it trades an ambient OIDC token for a registry token.
+//
+// It knows HTTP, the STS wire format, retries and the STS's error shapes, and
+// nothing about docker, the kubelet or caching; those live in the callers,
+// which depend on the Exchanger interface so tests can swap the STS out.
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultIssuer is the production Chainguard STS.
+const DefaultIssuer = "https://issuer.enforce.dev"
+
+const (
+	defaultUserAgent     = "docker-credential-cgr/dev"
+	defaultMaxAttempts   = 3
+	defaultBackoffBase   = 250 * time.Millisecond
+	defaultBackoffMax    = 4 * time.Second
+	defaultRetryAfterCap = 10 * time.Second
+	// defaultTimeout bounds one attempt when the caller's context has no
+	// deadline, so a silent STS cannot hang a docker pull forever.
+	defaultTimeout = 30 * time.Second
+
+	// maxBody caps what is read of any answer. A token response is a few
+	// KiB; anything near this is not the STS.
+	maxBody = 1 << 20
+	// maxDrain is how much of an unread body is discarded so the connection
+	// can be reused; past that it is cheaper to close it.
+	maxDrain = 64 << 10
+)
+
+// Request is what to ask the STS for. Empty fields are left out of the form.
+type Request struct {
+	// Audience is the audience of the token to issue, form key "aud"
+	// (repeated); "cgr.dev" for the registry.
+	Audience []string
+	// Identity is the id of the assumable identity, form key "identity".
+	Identity string
+	// Scopes is form key "scopes" (repeated).
+	Scopes []string
+	// Capabilities is form key "cap" (repeated).
+	Capabilities []string
+}
+
+// form encodes r as the STS expects it: a url-encoded form, never JSON.
+func (r Request) form() url.Values {
+	v := url.Values{}
+	add := func(key string, values ...string) {
+		for _, s := range values {
+			if s != "" {
+				v.Add(key, s)
+			}
+		}
+	}
+	add("aud", r.Audience...)
+	add("identity", r.Identity)
+	add("scopes", r.Scopes...)
+	add("cap", r.Capabilities...)
+	return v
+}
+
+// Exchanger trades a subject token for a registry token. It is the seam the
+// cache and tests swap; *Client is the real one.
+type Exchanger interface {
+	Exchange(ctx context.Context, subjectToken string, req Request) (Token, error)
+}
+
+// Client talks to one STS. It is safe for concurrent use.
+type Client struct {
+	issuer      string
+	url         string
+	http        *http.Client
+	userAgent   string
+	maxAttempts int
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	retryCap    time.Duration
+	jitter      func() float64
+	sleep       func(context.Context, time.Duration) error
+}
+
+var _ Exchanger = (*Client)(nil)
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the Client send requests with hc (for its transport,
+// proxy and timeout). hc is copied, and the copy never follows redirects: a
+// redirect must not carry the bearer token to another URL. A nil hc is
+// ignored.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.http = hc
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header; the default is
+// "docker-credential-cgr/dev".
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithMaxAttempts sets how many requests one Exchange may send in total,
+// counting the first (default 3). New rejects n < 1.
+func WithMaxAttempts(n int) Option {
+	return func(c *Client) { c.maxAttempts = n }
+}
+
+// WithBackoff sets the exponential backoff between attempts: base*2^(n-1)
+// after attempt n, capped at max (default 250ms and 4s). Jitter is applied on
+// top, see WithJitter.
+func WithBackoff(base, max time.Duration) Option {
+	return func(c *Client) { c.backoffBase, c.backoffMax = base, max }
+}
+
+// WithRetryAfterCap bounds how long a server's Retry-After is honoured
+// (default 10s), so a misbehaving server cannot stall a pull for an hour.
+func WithRetryAfterCap(d time.Duration) Option {
+	return func(c *Client) { c.retryCap = d }
+}
+
+// WithJitter sets the random source for backoff jitter; f returns values in
+// [0,1) (default math/rand/v2.Float64). The Client uses "equal jitter": the
+// wait is half the backoff plus f() times the other half, so it never drops
+// below half the backoff while parallel clients still spread out. A nil f is
+// ignored.
+func WithJitter(f func() float64) Option {
+	return func(c *Client) {
+		if f != nil {
+			c.jitter = f
+		}
+	}
+}
+
+// WithSleep sets how the Client waits between attempts. sleep must return
+// ctx.Err() if ctx ends first. Tests inject a recorder so retries run
+// instantly. A nil sleep is ignored.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *Client) {
+		if sleep != nil {
+			c.sleep = sleep
+		}
+	}
+}
+
+// New returns a Client for the STS at issuer; an empty issuer means
+// DefaultIssuer. The issuer must be an https URL (http is allowed for
+// loopback hosts only, for local test servers) without query or fragment; it
+// may have a path prefix.
+func New(issuer string, opts ...Option) (*Client, error) {
+	if issuer == "" {
+		issuer = DefaultIssuer
+	}
+	u, err := parseIssuer(issuer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		issuer:      strings.TrimRight(u.String(), "/"),
+		url:         u.JoinPath("sts", "exchange").String(),
+		http:        &http.Client{Timeout: defaultTimeout},
+		userAgent:   defaultUserAgent,
+		maxAttempts: defaultMaxAttempts,
+		backoffBase: defaultBackoffBase,
+		backoffMax:  defaultBackoffMax,
+		retryCap:    defaultRetryAfterCap,
+		jitter:      rand.Float64,
+		sleep:       sleepContext,
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	switch {
+	case c.maxAttempts < 1:
+		return nil, fmt.Errorf("exchange: max attempts must be at least 1, got %d", c.maxAttempts)
+	case c.backoffBase < 0 || c.backoffMax < c.backoffBase:
+		return nil, fmt.Errorf("exchange: backoff needs 0 <= base <= max, got base %s and max %s", c.backoffBase, c.backoffMax)
+	case c.retryCap < 0:
+		return nil, fmt.Errorf("exchange: the Retry-After cap must not be negative, got %s", c.retryCap)
+	}
+	hc := *c.http // a copy: the caller's client keeps its own redirect policy
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
+	return c, nil
+}
+
+// parseIssuer checks that issuer is a URL the subject token may be sent to.
+func parseIssuer(issuer string) (*url.URL, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q is not a URL; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+	}
+	if u.User != nil {
+		// Printing the URL would print the password; name the problem only.
+		return nil, fmt.Errorf("issuer URL for host %q must not contain user info; remove it from CHAINGUARD_ISSUER", u.Hostname())
+	}
+	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL with a host; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" {
+		return nil, fmt.Errorf("issuer %q must not have a query or fragment; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("issuer %q uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use https:// in CHAINGUARD_ISSUER", issuer)
+		}
+	default:
+		return nil, fmt.Errorf("issuer %q has scheme %q; CHAINGUARD_ISSUER must be an https:// URL (http:// only for loopback hosts)", issuer, u.Scheme)
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Issuer returns the STS base URL this Client talks to, without a trailing
+// slash, so that equivalent spellings give the same cache key.
+func (c *Client) Issuer() string { return c.issuer }
+
+// Exchange asks the STS for a token, presenting subjectToken as the bearer.
+//
+// Connection errors and 429, 502, 503 and 504 answers are retried up to the
+// configured number of attempts, with jittered exponential backoff that
+// honours a bounded Retry-After. Exchange does not start a wait that would
+// outlast ctx's deadline; it returns the last error instead. If ctx ends, the
+// error wraps both ctx.Err() and the last attempt's error.
+//
+// Errors are *StatusError, *UnreachableError or wrap ErrInvalidResponse, and
+// never contain subjectToken or the issued token.
+func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request) (Token, error) {
+	if subjectToken == "" {
+		return Token{}, errors.New("exchange: no subject token to present to the STS")
+	}
+	if strings.ContainsFunc(subjectToken, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		// net/http would refuse the header on every attempt, and the
+		// failure would read like a network error.
+		return Token{}, errors.New("exchange: the subject token contains a line break or control character; check how the ambient token was read (a trailing newline must be trimmed)")
+	}
+	body := req.form().Encode()
+	var last error
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Token{}, stopped(err, last)
+		}
+		tok, err := c.attempt(ctx, subjectToken, body)
+		if err == nil {
+			return tok, nil
+		}
+		last = err
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Token{}, stopped(ctxErr, last)
+		}
+		if !retryable(err) || attempt >= c.maxAttempts {
+			return Token{}, err
+		}
+		var retryAfter time.Duration
+		var se *StatusError
+		if errors.As(err, &se) {
+			retryAfter = se.RetryAfter
+		}
+		wait := c.wait(attempt, retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return Token{}, err
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return Token{}, stopped(err, last)
+		}
+	}
+}
+
+// stopped is the error for a caller that gave up: it wraps the context's
+// error and, when there was an attempt, that attempt's error.
+func stopped(ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("gave up on the STS exchange before asking (%w)", ctxErr)
+	}
+	return fmt.Errorf("gave up on the STS exchange (%w); last attempt: %w", ctxErr, last)
+}
+
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Temporary()
+	}
+	var ue *UnreachableError
+	return errors.As(err, &ue)
+}
+
+// wait is the pause after attempt n: equal-jittered exponential backoff, or
+// the server's Retry-After (up to the cap) if that is longer.
+func (c *Client) wait(attempt int, retryAfter time.Duration) time.Duration {
+	d := c.backoffBase
+	for i := 1; i < attempt && d < c.backoffMax; i++ {
+		if d > c.backoffMax/2 {
+			d = c.backoffMax
+			break
+		}
+		d *= 2
+	}
+	d = min(d, c.backoffMax)
+	j := c.jitter()
+	if !(j >= 0 && j < 1) { // also catches NaN
+		j = 0
+	}
+	w := d/2 + time.Duration(j*float64(d-d/2))
+	return max(w, min(retryAfter, c.retryCap))
+}
+
+// attempt sends one request.
+func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(body))
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: building the request to %s: %w", c.url, err)
+	}
+	hreq.Header.Set("Authorization", "Bearer "+subjectToken)
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return Token{}, c.unreachable(err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		_ = resp.Body.Close()
+	}()
+
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		// The answer started but broke off: as good as no answer.
+		return Token{}, c.unreachable(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		if len(data) > maxBody {
+			return Token{}, fmt.Errorf("STS %s: %w: the body is larger than %d bytes", c.url, ErrInvalidResponse, maxBody)
+		}
+		tok, err := parseResponse(data)
+		if err != nil {
+			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %q); check that CHAINGUARD_ISSUER points at the Chainguard STS",
+				c.url, err, cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}))
+		}
+		return tok, nil
+	}
+	return Token{}, c.statusError(resp, data[:min(len(data), maxBody)], subjectToken)
+}
+
+// unreachable wraps a transport error. *url.Error is unwrapped because its
+// text repeats the method and URL that UnreachableError already names.
+func (c *Client) unreachable(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	return &UnreachableError{URL: c.url, Err: err}
+}
+
+func (c *Client) statusError(resp *http.Response, body []byte, subjectToken string) *StatusError {
+	se := &StatusError{
+		URL:        c.url,
+		HTTPStatus: resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc := cleanMessage(resp.Header.Get("Location"), maxSnippet, []string{subjectToken})
+		if loc == "" {
+			loc = "an unnamed location"
+		}
+		se.Message = "the STS redirected to " + loc + ", and redirects are never followed with a bearer token; set CHAINGUARD_ISSUER to the final URL"
+		return se
+	}
+	se.Code, se.Message = parseErrorBody(body, subjectToken)
+	if se.Message == "" {
+		se.Message = http.StatusText(resp.StatusCode)
+	}
+	if se.Message == "" {
+		se.Message = "no message"
+	}
+	return se
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+// Anything unparseable or in the past is 0.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case secs <= 0:
+			return 0
+		case secs > int64(maxDuration/time.Second):
+			return maxDuration // the caller caps it anyway
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+const maxDuration = time.Duration(1<<63 - 1)
+
+// sleepContext waits for d or until ctx ends, whichever is first.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
