@@ -1,0 +1,177 @@
+package creds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxTokenSize caps what is read from a token file or endpoint: a JWT is a
+// few KiB; anything far larger is not one.
+const maxTokenSize = 64 << 10
+
+// AmbientToken is the OIDC token the workload already has. Its claims are
+// read without verifying the signature: the STS verifies it, and the claims
+// are needed only to check it early, explain failures and key the cache.
+type AmbientToken struct {
+	raw string
+	// Source says where the token came from, for messages.
+	Source   string
+	Issuer   string
+	Subject  string
+	Audience []string
+	Expiry   time.Time
+}
+
+// Raw returns the token itself, for sending to the STS. Never log it.
+func (t AmbientToken) Raw() string { return t.raw }
+
+// String describes the token without its secret.
+func (t AmbientToken) String() string {
+	return fmt.Sprintf("token from %s (iss=%s sub=%s aud=%s exp=%s)",
+		t.Source, t.Issuer, t.Subject, strings.Join(t.Audience, ","), t.Expiry.UTC().Format(time.RFC3339))
+}
+
+// GoString keeps %#v from printing the secret.
+func (t AmbientToken) GoString() string { return "creds.AmbientToken{" + t.String() + "}" }
+
+// ParseAmbientToken reads the claims of a JWT without verifying it. source
+// names where it came from, for error messages.
+func ParseAmbientToken(raw, source string) (AmbientToken, error) {
+	raw = strings.TrimSpace(raw)
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
+		// The parser's message never quotes the token.
+		return AmbientToken{}, fmt.Errorf("%w: the token from %s is not a JWT (%v); it must be an OIDC ID token", ErrBadAmbientToken, source, err)
+	}
+	t := AmbientToken{raw: raw, Source: source, Issuer: claims.Issuer, Subject: claims.Subject, Audience: claims.Audience}
+	if claims.ExpiresAt != nil {
+		t.Expiry = claims.ExpiresAt.Time
+	}
+	return t, nil
+}
+
+// Check is the pre-flight check of the token against what the STS needs, so
+// the common mistakes get a precise message instead of the STS's.
+func (t AmbientToken) Check(now time.Time) error {
+	if t.Expiry.IsZero() {
+		return fmt.Errorf("%w: the token from %s has no exp claim; use a short-lived OIDC token", ErrBadAmbientToken, t.Source)
+	}
+	if !now.Before(t.Expiry) {
+		return fmt.Errorf("%w: the token from %s expired at %s (%s ago); projected tokens are refreshed by the kubelet, so check the token path, or mint a new token",
+			ErrTokenExpired, t.Source, t.Expiry.UTC().Format(time.RFC3339), now.Sub(t.Expiry).Round(time.Second))
+	}
+	if !slices.Contains(t.Audience, EnforceAudience) {
+		found := "none"
+		if len(t.Audience) > 0 {
+			found = strings.Join(t.Audience, ",")
+		}
+		return fmt.Errorf("%w: the token from %s has audience %q, but the STS needs %q; request or project the token with audience %s",
+			ErrWrongAudience, t.Source, found, EnforceAudience, EnforceAudience)
+	}
+	return nil
+}
+
+// FindAmbientToken looks for the ambient token where SPEC §4 says, in
+// order, reading it fresh every time (projected tokens rotate):
+// cfg.IdentityToken (a JWT or a file), cfg.TokenPath, GitHub Actions OIDC.
+func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (AmbientToken, error) {
+	if v := strings.TrimSpace(cfg.IdentityToken); v != "" {
+		if looksLikeJWT(v) {
+			return ParseAmbientToken(v, "CHAINGUARD_IDENTITY_TOKEN")
+		}
+		return readTokenFile(v, "CHAINGUARD_IDENTITY_TOKEN file "+v)
+	}
+	var looked []string
+	looked = append(looked, "CHAINGUARD_IDENTITY_TOKEN (unset)")
+	if cfg.TokenPath != "" {
+		if _, err := os.Stat(cfg.TokenPath); err == nil {
+			return readTokenFile(cfg.TokenPath, cfg.TokenPath)
+		}
+		looked = append(looked, cfg.TokenPath+" (no such file)")
+	}
+	if cfg.ActionsURL != "" && cfg.ActionsToken != "" {
+		return githubActionsToken(ctx, cfg.ActionsURL, cfg.ActionsToken, client)
+	}
+	looked = append(looked, "GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN unset; the job needs permissions: id-token: write)")
+	return AmbientToken{}, fmt.Errorf("%w: looked at %s; set CHAINGUARD_IDENTITY_TOKEN to a token or a token file, or project a service-account token with audience %s to %s",
+		ErrNoAmbientToken, strings.Join(looked, ", "), EnforceAudience, DefaultTokenPath)
+}
+
+// looksLikeJWT tells a JWT from a path: a JWT's header is base64url JSON,
+// so it starts "eyJ" and has exactly three dot-separated parts.
+func looksLikeJWT(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
+}
+
+func readTokenFile(path, source string) (AmbientToken, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		hint := "check the path and its permissions"
+		if errors.Is(err, fs.ErrNotExist) {
+			hint = "the file does not exist; check the path, or set CHAINGUARD_IDENTITY_TOKEN to the token itself"
+		}
+		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v; %s", ErrBadAmbientToken, source, errors.Unwrap(err), hint)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenSize+1))
+	if err != nil {
+		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v", ErrBadAmbientToken, source, err)
+	}
+	if len(b) > maxTokenSize {
+		return AmbientToken{}, fmt.Errorf("%w: %s is larger than %d bytes, so it is not a token file", ErrBadAmbientToken, source, maxTokenSize)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return AmbientToken{}, fmt.Errorf("%w: %s is empty; the token has not been written yet, or the wrong file is named", ErrBadAmbientToken, source)
+	}
+	return ParseAmbientToken(string(b), source)
+}
+
+// githubActionsToken asks the Actions runtime for an ID token with the STS's
+// audience, the way actions/core's getIDToken does.
+func githubActionsToken(ctx context.Context, requestURL, requestToken string, client *http.Client) (AmbientToken, error) {
+	const source = "GitHub Actions OIDC"
+	u, err := url.Parse(requestURL)
+	if err != nil {
+		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: %v", ErrBadAmbientToken, err)
+	}
+	q := u.Query()
+	q.Set("audience", EnforceAudience)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return AmbientToken{}, fmt.Errorf("%w: %s: %v", ErrBadAmbientToken, source, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+requestToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %v", ErrNoAmbientToken, u.Host, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenSize))
+	if err != nil {
+		return AmbientToken{}, fmt.Errorf("%w: reading the GitHub Actions token: %v", ErrNoAmbientToken, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered %s; the job needs permissions: id-token: write", ErrNoAmbientToken, resp.Status)
+	}
+	var out struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.Value == "" {
+		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered without a token", ErrBadAmbientToken)
+	}
+	return ParseAmbientToken(out.Value, source)
+}

@@ -1,0 +1,203 @@
+package creds
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
+)
+
+// testToken makes a registry-token-shaped JWT expiring at exp. Signed with
+// a throwaway HMAC key: the cache never verifies signatures.
+func testToken(t *testing.T, exp time.Time) exchange.Token {
+	t.Helper()
+	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject: "test", ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString([]byte("test-key"))
+	require.NoError(t, err)
+	tok, err := exchange.ParseToken(raw)
+	require.NoError(t, err)
+	return tok
+}
+
+func newTestCache(t *testing.T) *cache {
+	t.Helper()
+	c, err := openCache(filepath.Join(t.TempDir(), "cache"), t.Logf)
+	require.NoError(t, err)
+	return c
+}
+
+func TestCacheRoundTripAndModes(t *testing.T) {
+	c := newTestCache(t)
+	now := time.Now()
+	tok := testToken(t, now.Add(time.Hour))
+	key := cacheKey("a", "b")
+
+	_, ok := c.load(key, now)
+	assert.False(t, ok, "empty cache misses")
+	require.NoError(t, c.store(key, tok))
+
+	got, ok := c.load(key, now)
+	require.True(t, ok)
+	assert.Equal(t, tok.Raw, got.Raw)
+	assert.True(t, tok.Expiry.Equal(got.Expiry))
+
+	fi, err := os.Stat(c.path(key))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	di, err := os.Stat(c.dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+
+	entries, err := os.ReadDir(c.dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temp file left behind")
+}
+
+func TestCacheMargin(t *testing.T) {
+	c := newTestCache(t)
+	now := time.Now()
+	key := cacheKey("margin")
+	require.NoError(t, c.store(key, testToken(t, now.Add(Margin+time.Minute))))
+	_, ok := c.load(key, now)
+	assert.True(t, ok, "six minutes left is served")
+	_, ok = c.load(key, now.Add(time.Minute))
+	assert.False(t, ok, "exactly the margin left is not served")
+	_, ok = c.load(key, now.Add(2*time.Hour))
+	assert.False(t, ok, "an expired token is never served")
+}
+
+func TestCacheKeySeparates(t *testing.T) {
+	parts := []string{"https://issuer", "identity", "cgr.dev", "https://k8s", "system:serviceaccount:ns:a"}
+	base := cacheKey(parts...)
+	for i := range parts {
+		changed := append([]string(nil), parts...)
+		changed[i] += "x"
+		assert.NotEqual(t, base, cacheKey(changed...), "part %d must change the key", i)
+	}
+	// The separator keeps ("ab","c") and ("a","bc") apart.
+	assert.NotEqual(t, cacheKey("ab", "c"), cacheKey("a", "bc"))
+}
+
+func TestCacheIgnoresBadEntries(t *testing.T) {
+	now := time.Now()
+	good := testToken(t, now.Add(time.Hour))
+	for name, spoil := range map[string]func(t *testing.T, path string){
+		"corrupt":   func(t *testing.T, p string) { require.NoError(t, os.WriteFile(p, []byte("{garbage"), 0o600)) },
+		"truncated": func(t *testing.T, p string) { truncate(t, p) },
+		"not a jwt": func(t *testing.T, p string) { require.NoError(t, os.WriteFile(p, []byte(`{"token":"abc"}`), 0o600)) },
+		"world-readable": func(t *testing.T, p string) {
+			require.NoError(t, os.Chmod(p, 0o644))
+		},
+		"group-readable": func(t *testing.T, p string) { require.NoError(t, os.Chmod(p, 0o640)) },
+		"symlink": func(t *testing.T, p string) {
+			target := p + ".elsewhere"
+			require.NoError(t, os.Rename(p, target))
+			require.NoError(t, os.Symlink(target, p))
+		},
+		"a folder": func(t *testing.T, p string) {
+			require.NoError(t, os.Remove(p))
+			require.NoError(t, os.Mkdir(p, 0o700))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newTestCache(t)
+			key := cacheKey(name)
+			require.NoError(t, c.store(key, good))
+			spoil(t, c.path(key))
+			_, ok := c.load(key, now)
+			assert.False(t, ok, "a %s entry must be ignored", name)
+			if name == "a folder" {
+				return
+			}
+			require.NoError(t, c.store(key, good), "and replaced")
+			_, ok = c.load(key, now)
+			assert.True(t, ok)
+		})
+	}
+}
+
+func truncate(t *testing.T, p string) {
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, b[:len(b)-3], 0o600))
+}
+
+func TestCacheForeignOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	c := newTestCache(t)
+	key := cacheKey("foreign")
+	require.NoError(t, c.store(key, testToken(t, time.Now().Add(time.Hour))))
+	require.NoError(t, os.Chown(c.path(key), 65534, 65534))
+	_, ok := c.load(key, time.Now())
+	assert.False(t, ok, "an entry owned by someone else is not trusted")
+
+	dir := filepath.Join(t.TempDir(), "theirs")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	require.NoError(t, os.Chown(dir, 65534, 65534))
+	_, err := openCache(dir, t.Logf)
+	assert.ErrorContains(t, err, "another user")
+}
+
+func TestOpenCacheTightensAndRefuses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "loose")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	_, err := openCache(dir, t.Logf)
+	require.NoError(t, err)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err = openCache(file, t.Logf)
+	assert.Error(t, err, "a file where the folder should be")
+	_, err = openCache(filepath.Join(file, "sub"), t.Logf)
+	assert.Error(t, err, "a folder that cannot be made")
+}
+
+func TestCacheLockExcludes(t *testing.T) {
+	c := newTestCache(t)
+	key := cacheKey("lock")
+	ctx := context.Background()
+	var mu sync.Mutex
+	inside, maxInside := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			unlock, err := c.lock(ctx, key)
+			if !assert.NoError(t, err) {
+				return
+			}
+			mu.Lock()
+			inside++
+			maxInside = max(maxInside, inside)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			inside--
+			mu.Unlock()
+			unlock()
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, maxInside, "one holder at a time")
+
+	unlock, err := c.lock(ctx, key)
+	require.NoError(t, err)
+	defer unlock()
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	_, err = c.lock(short, key)
+	assert.Error(t, err, "a held lock times out with the context")
+}

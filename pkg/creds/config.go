@@ -1,0 +1,189 @@
+package creds
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
+)
+
+// Defaults for the settings SPEC §4 lists.
+const (
+	DefaultAudience  = "cgr.dev"
+	DefaultRegistry  = "cgr.dev,*.cgr.dev"
+	DefaultTokenPath = "/var/run/chainguard/oidc/oidc-token"
+	DefaultTimeout   = 30 * time.Second
+
+	// EnforceAudience is the audience an ambient token must carry for the
+	// STS to accept it.
+	EnforceAudience = "issuer.enforce.dev"
+
+	// Margin is how much life a token must have left to be served from the
+	// cache: enough for a slow pull to finish with it.
+	Margin = 5 * time.Minute
+
+	appName = "docker-credential-cgr"
+)
+
+// Config is everything the helper needs to know, resolved from the
+// environment, the config file and defaults, in that order of precedence.
+type Config struct {
+	// Identity is the id of the assumable identity to request; empty asks
+	// the STS for the caller's own identity.
+	Identity string
+	// IdentityToken is the ambient token itself, or a path to a file holding
+	// one. Empty means look in TokenPath, then GitHub Actions.
+	IdentityToken string
+	// Issuer is the STS base URL.
+	Issuer string
+	// Audience is the audience requested for registry tokens.
+	Audience string
+	// Registries lists the hosts served; "*.host" matches every subdomain.
+	Registries []string
+	// CacheDir is the token cache folder; empty disables the cache.
+	CacheDir string
+	// NoCache disables the on-disk cache.
+	NoCache bool
+	// Debug writes diagnostics (never a token) to stderr.
+	Debug bool
+
+	// TokenPath is where a projected token is looked for when IdentityToken
+	// is empty. Not an environment setting: it exists so tests need not
+	// write to /var/run.
+	TokenPath string
+	// ActionsURL and ActionsToken are GitHub Actions' OIDC request URL and
+	// bearer (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN).
+	ActionsURL, ActionsToken string
+	// Timeout bounds one whole credential request, retries included.
+	Timeout time.Duration
+}
+
+// fileConfig is the on-disk shape of the helper's config file, written by
+// configure-docker. Every field is optional.
+type fileConfig struct {
+	Identity      string   `json:"identity,omitempty"`
+	IdentityToken string   `json:"identity_token,omitempty"`
+	Issuer        string   `json:"issuer,omitempty"`
+	Audience      string   `json:"audience,omitempty"`
+	Registries    []string `json:"registries,omitempty"`
+	CacheDir      string   `json:"cache_dir,omitempty"`
+	NoCache       bool     `json:"no_cache,omitempty"`
+}
+
+// ConfigPath is the helper's own config file:
+// $XDG_CONFIG_HOME/docker-credential-cgr/config.json, or the platform's
+// user config folder when XDG_CONFIG_HOME is unset. Empty when neither is known.
+func ConfigPath(getenv func(string) string) string {
+	dir := getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home := getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, appName, "config.json")
+}
+
+// LoadConfig resolves the configuration: environment variables (read with
+// getenv, usually os.Getenv) over the config file over defaults. A missing
+// config file is fine; an unreadable or malformed one is an error that
+// names it, as is a malformed boolean.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	cfg := Config{
+		Issuer:     exchange.DefaultIssuer,
+		Audience:   DefaultAudience,
+		Registries: parseRegistries(DefaultRegistry),
+		TokenPath:  DefaultTokenPath,
+		Timeout:    DefaultTimeout,
+	}
+	// Without a user cache folder (no HOME, as for some system services)
+	// the cache is simply off.
+	if dir, err := os.UserCacheDir(); err == nil {
+		cfg.CacheDir = filepath.Join(dir, appName)
+	}
+
+	if path := ConfigPath(getenv); path != "" {
+		fc, err := readFileConfig(path)
+		if err != nil {
+			return Config{}, err
+		}
+		fc.apply(&cfg)
+	}
+
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Identity, "CHAINGUARD_IDENTITY")
+	set(&cfg.IdentityToken, "CHAINGUARD_IDENTITY_TOKEN")
+	set(&cfg.Issuer, "CHAINGUARD_ISSUER")
+	set(&cfg.Audience, "CHAINGUARD_AUDIENCE")
+	set(&cfg.CacheDir, "CHAINGUARD_CACHE_DIR")
+	set(&cfg.ActionsURL, "ACTIONS_ID_TOKEN_REQUEST_URL")
+	set(&cfg.ActionsToken, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+	if v := getenv("CHAINGUARD_REGISTRY"); v != "" {
+		cfg.Registries = parseRegistries(v)
+		if len(cfg.Registries) == 0 {
+			return Config{}, fmt.Errorf("CHAINGUARD_REGISTRY=%q names no registry host; set it to a comma-separated list such as cgr.dev,registry.example.com:5000", v)
+		}
+	}
+	for _, b := range []struct {
+		dst  *bool
+		name string
+	}{{&cfg.NoCache, "CHAINGUARD_NO_CACHE"}, {&cfg.Debug, "CHAINGUARD_DEBUG"}} {
+		if v := getenv(b.name); v != "" {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return Config{}, fmt.Errorf("%s=%q is not a boolean; set it to true or false", b.name, v)
+			}
+			*b.dst = on
+		}
+	}
+	return cfg, nil
+}
+
+func readFileConfig(path string) (fileConfig, error) {
+	var fc fileConfig
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fc, nil
+	}
+	if err != nil {
+		return fc, fmt.Errorf("cannot read the config file %s: %w; fix its permissions or remove it", path, err)
+	}
+	if err := json.Unmarshal(b, &fc); err != nil {
+		return fc, fmt.Errorf("the config file %s is not valid JSON (%v); fix or remove it, or rewrite it with configure-docker", path, err)
+	}
+	return fc, nil
+}
+
+func (fc fileConfig) apply(cfg *Config) {
+	if fc.Identity != "" {
+		cfg.Identity = fc.Identity
+	}
+	if fc.IdentityToken != "" {
+		cfg.IdentityToken = fc.IdentityToken
+	}
+	if fc.Issuer != "" {
+		cfg.Issuer = fc.Issuer
+	}
+	if fc.Audience != "" {
+		cfg.Audience = fc.Audience
+	}
+	if len(fc.Registries) > 0 {
+		cfg.Registries = parseRegistries(strings.Join(fc.Registries, ","))
+	}
+	if fc.CacheDir != "" {
+		cfg.CacheDir = fc.CacheDir
+	}
+	cfg.NoCache = cfg.NoCache || fc.NoCache
+}

@@ -1,0 +1,225 @@
+// Package creds turns a registry host and the workload's ambient OIDC token
+// into short-lived registry credentials: config, ambient token sources, the
+// token cache and the exchange, behind one Get method that docker's
+// credential-helper protocol, go-containerregistry's authn.Helper and the
+// kubelet plugin all share.
+package creds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
+)
+
+// Username is what the registry expects beside a token. Not "<token>":
+// that makes docker and go-containerregistry attempt an OAuth2 refresh.
+const Username = "_token"
+
+// Helper answers credential requests for the configured registries. It
+// is safe for concurrent use.
+type Helper struct {
+	cfg       Config
+	regs      registries
+	exchanger exchange.Exchanger
+	client    *http.Client
+	now       func() time.Time
+	logf      func(string, ...any)
+	userAgent string
+}
+
+// Option customises a Helper.
+type Option func(*Helper)
+
+// WithExchanger replaces the STS client (tests, or a caller with its own).
+func WithExchanger(e exchange.Exchanger) Option { return func(h *Helper) { h.exchanger = e } }
+
+// WithClock sets the time source used for expiry decisions.
+func WithClock(now func() time.Time) Option { return func(h *Helper) { h.now = now } }
+
+// WithLogger sets where debug messages go; by default they go to stderr
+// when cfg.Debug is set, and nowhere otherwise.
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(h *Helper) { h.logf = logf }
+}
+
+// WithVersion sets the version sent in the User-Agent.
+func WithVersion(v string) Option {
+	return func(h *Helper) { h.userAgent = appName + "/" + v }
+}
+
+// New returns a Helper for cfg. It fails only on configuration that can
+// never work, such as an http:// issuer that is not loopback.
+func New(cfg Config, opts ...Option) (*Helper, error) {
+	h := &Helper{
+		cfg:       cfg,
+		regs:      registries(cfg.Registries),
+		client:    &http.Client{},
+		now:       time.Now,
+		logf:      func(string, ...any) {},
+		userAgent: appName + "/dev",
+	}
+	if cfg.Debug {
+		h.logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, appName+": "+format+"\n", args...)
+		}
+	}
+	if h.cfg.Timeout <= 0 {
+		h.cfg.Timeout = DefaultTimeout
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.exchanger == nil {
+		c, err := exchange.New(cfg.Issuer, exchange.WithUserAgent(h.userAgent))
+		if err != nil {
+			return nil, fmt.Errorf("CHAINGUARD_ISSUER: %w", err)
+		}
+		h.exchanger = c
+	}
+	return h, nil
+}
+
+// Serves reports whether serverURL names a registry this helper answers for.
+func (h *Helper) Serves(serverURL string) bool { return h.regs.serves(NormalizeHost(serverURL)) }
+
+// Get returns the username and registry token for serverURL. It is the one
+// method docker-credential-helpers' credentials.Helper and
+// go-containerregistry's authn.Helper both need.
+func (h *Helper) Get(serverURL string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
+	defer cancel()
+	return h.GetContext(ctx, serverURL)
+}
+
+// GetContext is Get under the caller's context.
+func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, string, error) {
+	if !h.Serves(serverURL) {
+		return "", "", errNotFound
+	}
+	amb, err := h.Ambient(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	tok, err := h.Token(ctx, amb, h.cfg.Identity)
+	if err != nil {
+		return "", "", err
+	}
+	return Username, tok.Raw, nil
+}
+
+// Ambient finds the ambient token and checks it is fit to exchange.
+func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
+	amb, err := FindAmbientToken(ctx, h.cfg, h.client)
+	if err != nil {
+		return AmbientToken{}, err
+	}
+	if err := amb.Check(h.now()); err != nil {
+		return AmbientToken{}, err
+	}
+	h.logf("ambient %s", amb)
+	return amb, nil
+}
+
+// Token returns a registry token for identity, exchanging amb for it
+// unless the cache has one with more than Margin of life left. Concurrent
+// callers, in this process or others, share one exchange.
+func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
+	key := cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, amb.Issuer, amb.Subject)
+	c := h.openCache()
+	if c != nil {
+		if tok, ok := c.load(key, h.now()); ok {
+			h.logf("cache hit: token valid until %s", tok.Expiry.UTC().Format(time.RFC3339))
+			return tok, nil
+		}
+		unlock, err := c.lock(ctx, key)
+		if err != nil {
+			// Better an extra exchange than a failed pull.
+			h.logf("cache: no lock (%v); exchanging without the cache", err)
+			c = nil
+		} else {
+			defer unlock()
+			// Whoever held the lock may have just written the entry.
+			if tok, ok := c.load(key, h.now()); ok {
+				h.logf("cache hit after waiting for another exchange")
+				return tok, nil
+			}
+		}
+	}
+
+	h.logf("exchanging at %s for identity %q, audience %q", h.cfg.Issuer, identity, h.cfg.Audience)
+	tok, err := h.exchanger.Exchange(ctx, amb.Raw(), exchange.Request{
+		Audience: []string{h.cfg.Audience},
+		Identity: identity,
+	})
+	if err != nil {
+		return exchange.Token{}, redact(h.explain(ctx, err, amb, identity), amb.Raw())
+	}
+	now := h.now()
+	if !tok.Expiry.After(now) {
+		return exchange.Token{}, fmt.Errorf("%w: the STS issued a token that expired at %s; check this machine's clock", ErrIdentityRejected, tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case c == nil:
+	case tok.Expiry.Sub(now) <= Margin:
+		h.logf("cache: not storing a token with only %s left", tok.Expiry.Sub(now).Round(time.Second))
+	default:
+		if err := c.store(key, tok); err != nil {
+			h.logf("cache: cannot store the token: %v", err)
+		}
+	}
+	return tok, nil
+}
+
+// openCache returns the cache, or nil when it is off or unusable: an
+// unwritable cache folder costs an exchange per call, never a failure.
+func (h *Helper) openCache() *cache {
+	if h.cfg.NoCache || h.cfg.CacheDir == "" {
+		return nil
+	}
+	c, err := openCache(h.cfg.CacheDir, h.logf)
+	if err != nil {
+		h.logf("cache: disabled: %v", err)
+		return nil
+	}
+	return c
+}
+
+// explain turns an exchange failure into one of this package's errors,
+// with the fix.
+func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, identity string) error {
+	var se *exchange.StatusError
+	var ue *exchange.UnreachableError
+	switch {
+	case errors.As(err, &se) && se.Temporary():
+		return fmt.Errorf("%w: %v; it kept failing after retries, try again later", ErrSTSUnreachable, se)
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: %v; %s", ErrIdentityRejected, se, h.rejectionFix(se, amb, identity))
+	case errors.As(err, &ue):
+		return fmt.Errorf("%w: %v", ErrSTSUnreachable, ue)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %v", ErrSTSUnreachable, h.cfg.Issuer, h.cfg.Timeout, err)
+	case errors.Is(err, exchange.ErrInvalidResponse):
+		return fmt.Errorf("%w; check that CHAINGUARD_ISSUER (%s) is the Chainguard STS", err, h.cfg.Issuer)
+	}
+	return err
+}
+
+func (h *Helper) rejectionFix(se *exchange.StatusError, amb AmbientToken, identity string) string {
+	create := fmt.Sprintf("the ambient token (%s) has iss=%s sub=%s; an identity matching it is created with: chainctl iam identities create NAME --identity-issuer=%s --subject-pattern=%s --role=registry.pull, then set CHAINGUARD_IDENTITY to its id",
+		amb.Source, amb.Issuer, amb.Subject, amb.Issuer, regexp.QuoteMeta(amb.Subject))
+	switch {
+	case se.HTTPStatus == http.StatusNotFound && se.Code == 0:
+		return fmt.Sprintf("check that CHAINGUARD_ISSUER (%s) is the Chainguard STS", h.cfg.Issuer)
+	case se.HTTPStatus == http.StatusNotFound && identity != "":
+		return fmt.Sprintf("check that CHAINGUARD_IDENTITY (%s) is the id of an existing identity", identity)
+	case se.HTTPStatus == http.StatusUnauthorized:
+		return "the STS did not accept the ambient token: check it is fresh, has audience " + EnforceAudience + ", and that its issuer publishes its keys; " + create
+	}
+	return create
+}
