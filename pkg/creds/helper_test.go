@@ -25,7 +25,7 @@ type fixture struct {
 	host    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	sb, err := sandbox.Start()
 	require.NoError(t, err)

@@ -1,0 +1,215 @@
+// Command procbench measures docker-credential-cgr as docker runs it: one
+// whole process per credential request. It reports the cached `get` against
+// a minimal Go binary that reads one small file (run alternately, median of
+// the per-pair ratios), the stripped binary's size, and the exchange count
+// and wall time of 32 parallel cold gets. `make bench` runs it; the numbers
+// go in docs/benchmarks.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+)
+
+// The baselines: the least a credential helper can do (read a small file,
+// print it), and the same linking net/http, which sets the floor for any
+// helper that can also talk to a server.
+const (
+	baselineSrc = `package main
+
+import (
+	"os"
+)
+
+func main() {
+	b, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Stdout.Write(b)
+}
+`
+	netHTTPSrc = `package main
+
+import (
+	_ "net/http"
+	"os"
+)
+
+func main() {
+	b, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Stdout.Write(b)
+}
+`
+)
+
+func main() {
+	helper := flag.String("helper", "bin/docker-credential-cgr", "the built binary (make build)")
+	pairs := flag.Int("pairs", 300, "alternating runs of each binary")
+	flag.Parse()
+	if err := run(*helper, *pairs); err != nil {
+		fmt.Fprintln(os.Stderr, "procbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(helper string, pairs int) error {
+	helper, err := filepath.Abs(helper)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "procbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	baseline, err := buildBaseline(work, "baseline", baselineSrc)
+	if err != nil {
+		return err
+	}
+	withHTTP, err := buildBaseline(work, "nethttp", netHTTPSrc)
+	if err != nil {
+		return err
+	}
+
+	sb, err := sandbox.Start()
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	ambient, err := sb.Issuer.MintServiceAccountToken("bench", "puller")
+	if err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(work, "oidc-token")
+	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
+		return err
+	}
+	cacheDir := filepath.Join(work, "cache")
+	env := []string{
+		"HOME=" + work,
+		"CHAINGUARD_ISSUER=" + sb.STS.URL(),
+		"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
+		"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
+		"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
+		"CHAINGUARD_CACHE_DIR=" + cacheDir,
+	}
+	get := func() *exec.Cmd {
+		c := exec.Command(helper, "get")
+		c.Env = env
+		c.Stdin = strings.NewReader(sb.Registry.Host())
+		return c
+	}
+
+	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	if fi, err := os.Stat(helper); err == nil {
+		fmt.Printf("binary size (%s): %.2f MiB (%d bytes)\n", filepath.Base(helper), float64(fi.Size())/(1<<20), fi.Size())
+	}
+
+	// 32 parallel cold gets.
+	var wg sync.WaitGroup
+	fails := 0
+	var mu sync.Mutex
+	t0 := time.Now()
+	for range 32 {
+		wg.Go(func() {
+			if out, err := get().Output(); err != nil || !strings.Contains(string(out), `"Username":"_token"`) {
+				mu.Lock()
+				fails++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("32 parallel cold gets: %d STS requests, %d exchanges, %d failures, %s wall\n",
+		sb.STS.Requests(), sb.STS.Exchanges(), fails, time.Since(t0).Round(time.Millisecond))
+	if fails > 0 {
+		return fmt.Errorf("%d of the parallel gets failed", fails)
+	}
+
+	entries, err := filepath.Glob(filepath.Join(cacheDir, "*.json"))
+	if err != nil || len(entries) != 1 {
+		return fmt.Errorf("want one cache entry, found %d (%v)", len(entries), err)
+	}
+	small := entries[0] // the baselines read the very file the cached get reads
+
+	before := sb.STS.Requests()
+	var tGet, tBase, tHTTP, ratios, ratiosHTTP []float64
+	for range pairs {
+		g, err := timeRun(get())
+		if err != nil {
+			return fmt.Errorf("cached get: %w", err)
+		}
+		b, err := timeRun(exec.Command(baseline, small))
+		if err != nil {
+			return err
+		}
+		h, err := timeRun(exec.Command(withHTTP, small))
+		if err != nil {
+			return err
+		}
+		tGet, tBase, tHTTP = append(tGet, g), append(tBase, b), append(tHTTP, h)
+		ratios = append(ratios, g/b)
+		ratiosHTTP = append(ratiosHTTP, h/b)
+	}
+	if n := sb.STS.Requests() - before; n != 0 {
+		return fmt.Errorf("the cached gets made %d STS requests; the cache is not being hit", n)
+	}
+	fmt.Printf("cached get, %d alternating pairs (median wall per process):\n", pairs)
+	fmt.Printf("  docker-credential-cgr get   %.2f ms\n", median(tGet))
+	fmt.Printf("  baseline (read one file)    %.2f ms\n", median(tBase))
+	fmt.Printf("  baseline + net/http linked  %.2f ms\n", median(tHTTP))
+	fmt.Printf("  ratio get/baseline: median %.2fx (p10 %.2fx, p90 %.2fx)\n", median(ratios), pct(ratios, 10), pct(ratios, 90))
+	fmt.Printf("  ratio net/http baseline/baseline: median %.2fx\n", median(ratiosHTTP))
+	return nil
+}
+
+func buildBaseline(dir, name, src string) (string, error) {
+	d := filepath.Join(dir, name+"-src")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(d, "main.go"), []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(d, "go.mod"), []byte("module "+name+"\n\ngo 1.26\n"), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, name)
+	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	c.Dir = d
+	c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := c.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", name, err, b)
+	}
+	return out, nil
+}
+
+// timeRun runs c and returns its wall time in milliseconds.
+func timeRun(c *exec.Cmd) (float64, error) {
+	t0 := time.Now()
+	err := c.Run()
+	return float64(time.Since(t0).Microseconds()) / 1000, err
+}
+
+func median(xs []float64) float64 { return pct(xs, 50) }
+
+func pct(xs []float64, p int) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
