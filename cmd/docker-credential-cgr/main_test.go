@@ -435,3 +435,13 @@ func TestBadConfigIsReportedButVersionWorks(t *testing.T) {
 	r = w.run("", "version")
 	assert.Equal(t, 0, r.code)
 }
+
+func TestBuildVersion(t *testing.T) {
+	saved := version
+	defer func() { version = saved }()
+	version = "v1.2.3"
+	assert.Equal(t, "v1.2.3", buildVersion(), "the link-time version wins")
+	version = ""
+	// A checkout build (and this test binary) has no module version.
+	assert.Equal(t, "(devel)", buildVersion())
+}
