@@ -58,6 +58,7 @@ func postExchange(t *testing.T, sts *STS, bearer string, form url.Values) respon
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", "sandbox-test/1.0")
+	req.Header.Set("Accept", "application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

@@ -66,8 +66,10 @@ type RecordedRequest struct {
 	Method      string
 	ContentType string
 	UserAgent   string
+	Accept      string     // the Accept header
 	Form        url.Values // query string and form body merged, as the server reads them
 	PostForm    url.Values // the form body alone (empty for GET or non-form bodies)
+	Body        string     // the form body exactly as received, to check its encoding (empty for GET or non-form bodies)
 	Bearer      bool       // whether Authorization carried a non-empty Bearer credential
 }
 
@@ -80,6 +82,16 @@ type Fault struct {
 	RetryAfter string        // Retry-After header value, if set
 	Delay      time.Duration // sleep before answering; ends early if the client goes away
 	Body       string        // raw body sent with Status instead of the JSON (200 + garbage = a broken 200); ignored when Status is 0
+
+	// Header holds extra response headers, set before anything is written:
+	// Location for a 3xx, a Content-Type override for Body, anything a proxy
+	// might add. RetryAfter, if set, wins over a Retry-After here. With
+	// Status 0 the headers go on the normal answer, whose Content-Type
+	// replaces one set here.
+	Header map[string]string
+	// NoBody answers Status with an empty body (and Body is ignored), as
+	// load balancers and proxies often do; ignored when Status is 0.
+	NoBody bool
 }
 
 // NewSTS starts an STS on 127.0.0.1 with its own signing key and no
@@ -239,15 +251,22 @@ func unauthenticated(format string, a ...any) *rpcError {
 }
 
 func (s *STS) serveExchange(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	limited := http.MaxBytesReader(w, r.Body, 64<<10)
+	var body strings.Builder // what ParseForm reads of the body, for RecordedRequest.Body
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(limited, &body), limited}
 	formErr := r.ParseForm()
 	_, hasBearer := bearerToken(r)
 	f, faulty := s.record(RecordedRequest{
 		Method:      r.Method,
 		ContentType: r.Header.Get("Content-Type"),
 		UserAgent:   r.UserAgent(),
+		Accept:      r.Header.Get("Accept"),
 		Form:        cloneValues(r.Form),
 		PostForm:    cloneValues(r.PostForm),
+		Body:        body.String(),
 		Bearer:      hasBearer,
 	})
 	if faulty && !s.applyFault(w, r, f) {
@@ -285,6 +304,9 @@ func (s *STS) record(rec RecordedRequest) (Fault, bool) {
 
 // applyFault plays f and reports whether normal handling should follow.
 func (s *STS) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
+	for k, v := range f.Header {
+		w.Header().Set(k, v)
+	}
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
@@ -301,6 +323,10 @@ func (s *STS) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
 	}
 	if f.Status == 0 {
 		return true
+	}
+	if f.NoBody {
+		w.WriteHeader(f.Status)
+		return false
 	}
 	if f.Body != "" {
 		w.WriteHeader(f.Status)

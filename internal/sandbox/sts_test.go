@@ -92,6 +92,7 @@ func TestExchangeParameters(t *testing.T) {
 		r := send(http.MethodPost, "", `{"aud":"cgr.dev","identity":"`+DefaultIdentity+`"}`, "application/json")
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.Equal(t, 3, r.rpc(t).Code)
+		assert.Empty(t, sb.STS.LastRequest().Body, "only form bodies are recorded")
 	})
 	t.Run("missing aud", func(t *testing.T) {
 		r := send(http.MethodPost, "", "identity="+url.QueryEscape(DefaultIdentity), form)
@@ -228,6 +229,55 @@ func TestFaultsAreFIFOThenNormal(t *testing.T) {
 	assert.Equal(t, 2, sb.STS.Exchanges())
 }
 
+func TestFaultHeaderAndNoBody(t *testing.T) {
+	sb := start(t)
+	amb := mint(t, sb.Issuer)
+	sb.STS.InjectFaults(
+		Fault{Status: http.StatusFound, Header: map[string]string{"Location": "http://elsewhere.example/sts/exchange"}},
+		Fault{Status: http.StatusOK, Body: "nope", Header: map[string]string{"content-type": "text/plain; charset=x"}},
+		Fault{Status: http.StatusTooManyRequests, RetryAfter: "3", Header: map[string]string{"Retry-After": "9", "X-Proxy": "lb"}},
+		Fault{Status: http.StatusServiceUnavailable, NoBody: true, Body: "ignored"},
+		Fault{Header: map[string]string{"X-Proxy": "lb", "Content-Type": "text/plain"}},
+	)
+
+	// http.DefaultClient would follow the redirect; look at the 302 itself.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequest(http.MethodPost, sb.STS.URL()+"/sts/exchange", strings.NewReader(registryForm().Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+amb)
+	resp, err := noFollow.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusFound, resp.StatusCode)
+	assert.Equal(t, "http://elsewhere.example/sts/exchange", resp.Header.Get("Location"))
+
+	r := postExchange(t, sb.STS, amb, registryForm())
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "text/plain; charset=x", r.header.Get("Content-Type"), "header names are canonicalised")
+	assert.Equal(t, "nope", string(r.body))
+
+	r = postExchange(t, sb.STS, amb, registryForm())
+	assert.Equal(t, http.StatusTooManyRequests, r.status)
+	assert.Equal(t, "3", r.header.Get("Retry-After"), "RetryAfter wins over Header")
+	assert.Equal(t, "lb", r.header.Get("X-Proxy"))
+	assert.Equal(t, 8, r.rpc(t).Code, "without Body the answer is still grpc-gateway JSON")
+
+	r = postExchange(t, sb.STS, amb, registryForm())
+	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	assert.Empty(t, r.body)
+
+	// Status 0: the headers go on the normal answer, which keeps its own
+	// Content-Type.
+	r = postExchange(t, sb.STS, amb, registryForm())
+	r.token(t)
+	assert.Equal(t, "lb", r.header.Get("X-Proxy"))
+	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+
+	assert.Equal(t, 5, sb.STS.Requests())
+	assert.Equal(t, 1, sb.STS.Exchanges())
+}
+
 func TestFaultCodeMapping(t *testing.T) {
 	for status, code := range map[int]int{400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 502: 14, 503: 14, 504: 4, 418: 2} {
 		assert.Equal(t, code, grpcCode(status), "status %d", status)
@@ -288,8 +338,10 @@ func TestLastRequestAndCountersUnderConcurrency(t *testing.T) {
 	assert.Equal(t, http.MethodPost, last.Method)
 	assert.Equal(t, "application/x-www-form-urlencoded", last.ContentType)
 	assert.Equal(t, "sandbox-test/1.0", last.UserAgent)
+	assert.Equal(t, "application/json", last.Accept)
 	assert.Equal(t, registryForm(), last.Form)
 	assert.Equal(t, registryForm(), last.PostForm)
+	assert.Equal(t, registryForm().Encode(), last.Body)
 	assert.True(t, last.Bearer)
 	assert.NotContains(t, fmt.Sprintf("%#v", last), amb, "the token is never recorded")
 

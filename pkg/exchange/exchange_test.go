@@ -2,10 +2,10 @@ package exchange
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,91 +16,99 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
 )
 
-// mintJWT signs claims with a test key; ParseToken never verifies, so the
-// key does not matter.
-func mintJWT(t testing.TB, claims jwt.MapClaims) string {
+// The STS these tests talk to is internal/sandbox's: it speaks the real wire
+// protocol, verifies ambient tokens for real and plays injected faults.
+
+// world is a sandbox (cluster issuer, STS trusting it through
+// sandbox.DefaultIdentity, registry) closed when the test ends, and a real
+// projected token of default/puller that the STS accepts.
+type world struct {
+	*sandbox.Sandbox
+	ambient string
+}
+
+const pullerSubject = "system:serviceaccount:default:puller"
+
+func newWorld(t *testing.T) *world {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("test-key"))
+	sb, err := sandbox.Start()
 	require.NoError(t, err)
-	return s
+	t.Cleanup(sb.Close)
+	return &world{Sandbox: sb, ambient: mintAmbient(t, sb.Issuer, "default", "puller")}
 }
 
-// subjectJWT is a realistic ambient token: long, with a recognisable
-// signature, so leak checks have something to look for.
-func subjectJWT(t testing.TB) string {
-	return mintJWT(t, jwt.MapClaims{
-		"iss": "https://kubernetes.default.svc",
-		"sub": "system:serviceaccount:default:puller",
-		"aud": "issuer.enforce.dev",
-		"exp": time.Now().Add(time.Hour).Unix(),
-	})
-}
-
-func registryJWT(t testing.TB, exp time.Time) string {
-	return mintJWT(t, jwt.MapClaims{
-		"iss": "https://issuer.enforce.dev",
-		"sub": "identity-1234",
-		"aud": "cgr.dev",
-		"exp": exp.Unix(),
-	})
-}
-
-// recorded is what the fake STS saw of one request.
-type recorded struct {
-	Method string
-	Path   string
-	Query  string
-	Header http.Header
-	Body   string
-}
-
-// fakeSTS answers request n with handlers[n], repeating the last one.
-type fakeSTS struct {
-	*httptest.Server
-	mu       sync.Mutex
-	reqs     []recorded
-	handlers []http.HandlerFunc
-}
-
-func newFakeSTS(t *testing.T, handlers ...http.HandlerFunc) *fakeSTS {
+// mintAmbient mints a projected service-account token for ns/sa.
+func mintAmbient(t testing.TB, iss *sandbox.Issuer, ns, sa string, opts ...sandbox.TokenOption) string {
 	t.Helper()
-	f := &fakeSTS{handlers: handlers}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		n := len(f.reqs)
-		f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
-		h := f.handlers[min(n, len(f.handlers)-1)]
-		f.mu.Unlock()
-		h(w, r)
-	}))
-	t.Cleanup(f.Close)
-	return f
+	tok, err := iss.MintServiceAccountToken(ns, sa, opts...)
+	require.NoError(t, err)
+	return tok
 }
 
-func (f *fakeSTS) requests() []recorded {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]recorded(nil), f.reqs...)
+// closedSTSURL is the URL of a sandbox STS that has been shut down, where
+// connections are refused.
+func closedSTSURL(t *testing.T) string {
+	t.Helper()
+	sts, err := sandbox.NewSTS()
+	require.NoError(t, err)
+	u := sts.URL()
+	sts.Close()
+	return u
 }
 
-func tokenBody(tok string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"token":%q,"refresh_token":"r","expiry":"2000-01-01T00:00:00Z"}`, tok)
+// issuedClaims is what the tests read of a token the STS issued.
+type issuedClaims struct {
+	jwt.RegisteredClaims
+	Act struct {
+		Issuer  string `json:"iss"`
+		Subject string `json:"sub"`
+	} `json:"act"`
+}
+
+// decodeIssued reads a token's claims without verifying it. It returns an
+// error rather than failing the test, so goroutines can use it.
+func decodeIssued(raw string) (issuedClaims, error) {
+	var c issuedClaims
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return c, fmt.Errorf("not a compact JWT: %d parts", len(parts))
 	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(b, &c)
 }
 
-func status(code int, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, body)
+// requireIssued checks that tok is a token sts issued for identity, valid
+// for every audience, and that tok.Expiry is the token's own exp claim.
+func requireIssued(t *testing.T, sts *sandbox.STS, tok Token, identity string, audience ...string) issuedClaims {
+	t.Helper()
+	for _, aud := range audience {
+		sub, err := sts.VerifyToken(tok.Raw, aud)
+		require.NoError(t, err)
+		require.Equal(t, identity, sub)
 	}
+	c, err := decodeIssued(tok.Raw)
+	require.NoError(t, err)
+	require.NotNil(t, c.ExpiresAt)
+	require.True(t, c.ExpiresAt.Equal(tok.Expiry), "expiry %s, exp claim %s", tok.Expiry, c.ExpiresAt.Time)
+	return c
+}
+
+// tokenJSON is the STS's success body carrying tok, for faults that answer
+// 200 with a token of the test's choosing.
+func tokenJSON(tok string) string {
+	return fmt.Sprintf(`{"token":%q,"refresh_token":"r","expiry":"2000-01-01T00:00:00Z"}`, tok)
+}
+
+// answer200 is a 200 fault with body, labelled as JSON like the STS's own.
+func answer200(body string) sandbox.Fault {
+	return sandbox.Fault{Status: http.StatusOK, Body: body, Header: map[string]string{"Content-Type": "application/json"}}
 }
 
 // sleepRecorder stands in for time: it records each wait and returns at once.
@@ -132,80 +140,108 @@ func newTestClient(t *testing.T, issuer string, opts ...Option) (*Client, *sleep
 	return c, rec
 }
 
-var registryReq = Request{Audience: []string{"cgr.dev"}}
+var registryReq = Request{Audience: []string{sandbox.RegistryAudience}}
 
 func TestExchangeRequestShape(t *testing.T) {
-	exp := time.Now().Add(time.Hour).Truncate(time.Second)
-	issued := registryJWT(t, exp)
-	subject := subjectJWT(t)
-	sts := newFakeSTS(t, tokenBody(issued))
-	c, _ := newTestClient(t, sts.URL, WithUserAgent("test-agent/1.2"))
+	w := newWorld(t)
+	c, _ := newTestClient(t, w.STS.URL(), WithUserAgent("test-agent/1.2"))
+	before := time.Now().Truncate(time.Second)
 
-	tok, err := c.Exchange(context.Background(), subject, Request{
+	tok, err := c.Exchange(context.Background(), w.ambient, Request{
 		Audience:     []string{"cgr.dev", "other.example"},
 		Capabilities: []string{"registry.pull"},
 	})
 	require.NoError(t, err)
-	assert.Equal(t, issued, tok.Raw)
-	assert.True(t, exp.Equal(tok.Expiry), "expiry %s, want %s", tok.Expiry, exp)
+	// Without an identity the STS picks the first that matches.
+	claims := requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, "cgr.dev", "other.example")
+	assert.WithinRange(t, tok.Expiry, before.Add(time.Hour), time.Now().Add(time.Hour))
+	// The STS verified the ambient token we sent as the bearer: the issued
+	// token names it as the actor.
+	assert.Equal(t, w.Issuer.URL(), claims.Act.Issuer)
+	assert.Equal(t, pullerSubject, claims.Act.Subject)
 
-	reqs := sts.requests()
-	require.Len(t, reqs, 1)
-	r := reqs[0]
+	// The STS counts only requests to its /sts/exchange endpoint.
+	assert.Equal(t, 1, w.STS.Requests())
+	assert.Equal(t, 1, w.STS.Exchanges())
+	r := w.STS.LastRequest()
 	assert.Equal(t, http.MethodPost, r.Method)
-	assert.Equal(t, "/sts/exchange", r.Path)
-	assert.Empty(t, r.Query, "parameters belong in the body")
-	assert.Equal(t, "Bearer "+subject, r.Header.Get("Authorization"))
-	assert.Equal(t, "application/x-www-form-urlencoded", r.Header.Get("Content-Type"))
-	assert.Equal(t, "application/json", r.Header.Get("Accept"))
-	assert.Equal(t, "test-agent/1.2", r.Header.Get("User-Agent"))
-
-	form, err := url.ParseQuery(r.Body)
-	require.NoError(t, err)
+	assert.True(t, r.Bearer)
+	assert.Equal(t, "application/x-www-form-urlencoded", r.ContentType)
+	assert.Equal(t, "application/json", r.Accept)
+	assert.Equal(t, "test-agent/1.2", r.UserAgent)
 	assert.Equal(t, url.Values{
 		"aud": {"cgr.dev", "other.example"},
 		"cap": {"registry.pull"},
-	}, form, "identity and scopes are omitted when empty")
+	}, r.PostForm, "identity and scopes are omitted when empty")
+	assert.Equal(t, r.PostForm, r.Form, "parameters belong in the body, not the query")
 	assert.Equal(t, "aud=cgr.dev&aud=other.example&cap=registry.pull", r.Body)
 }
 
 func TestExchangeRequestAllFields(t *testing.T) {
-	sts := newFakeSTS(t, tokenBody(registryJWT(t, time.Now().Add(time.Hour))))
-	c, _ := newTestClient(t, sts.URL)
-	_, err := c.Exchange(context.Background(), "subject", Request{
+	w := newWorld(t)
+	w.STS.AddIdentity("abc/def", sandbox.Identity{Issuer: w.Issuer.URL(), SubjectPattern: sandbox.DefaultSubjectPattern})
+	c, _ := newTestClient(t, w.STS.URL())
+	tok, err := c.Exchange(context.Background(), w.ambient, Request{
 		Audience:     []string{"cgr.dev"},
 		Identity:     "abc/def",
 		Scopes:       []string{"s1", "s2"},
 		Capabilities: []string{"c1", "c2"},
 	})
 	require.NoError(t, err)
-	r := sts.requests()[0]
-	form, err := url.ParseQuery(r.Body)
-	require.NoError(t, err)
+	requireIssued(t, w.STS, tok, "abc/def", "cgr.dev")
+	r := w.STS.LastRequest()
 	assert.Equal(t, url.Values{
 		"aud":      {"cgr.dev"},
 		"identity": {"abc/def"},
 		"scopes":   {"s1", "s2"},
 		"cap":      {"c1", "c2"},
-	}, form)
-	assert.Equal(t, "docker-credential-cgr/dev", r.Header.Get("User-Agent"))
+	}, r.PostForm)
+	assert.Equal(t, "docker-credential-cgr/dev", r.UserAgent)
 }
 
 func TestExchangeEmptySubjectToken(t *testing.T) {
-	sts := newFakeSTS(t, tokenBody("unused"))
-	c, _ := newTestClient(t, sts.URL)
+	w := newWorld(t)
+	c, _ := newTestClient(t, w.STS.URL())
 	_, err := c.Exchange(context.Background(), "", registryReq)
 	require.Error(t, err)
 	_, err = c.Exchange(context.Background(), "header.payload.signature-secret\n", registryReq)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "control character")
 	assert.NotContains(t, err.Error(), "signature-secret")
-	assert.Empty(t, sts.requests())
+	// A real token read with its trailing newline.
+	_, err = c.Exchange(context.Background(), w.ambient+"\n", registryReq)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "trailing newline")
+	assert.NotContains(t, err.Error(), w.ambient)
+	assert.Zero(t, w.STS.Requests())
+}
+
+// prefixRouter records the path of each request and strips prefix before
+// sending it on, like a path-routing reverse proxy in front of the STS: the
+// sandbox STS, like the real one, serves /sts/exchange at its root only.
+type prefixRouter struct {
+	prefix string
+	mu     sync.Mutex
+	paths  []string
+}
+
+func (p *prefixRouter) RoundTrip(r *http.Request) (*http.Response, error) {
+	p.mu.Lock()
+	p.paths = append(p.paths, r.URL.Path)
+	p.mu.Unlock()
+	out := r.Clone(r.Context())
+	out.URL.Path, out.URL.RawPath = strings.TrimPrefix(r.URL.Path, p.prefix), ""
+	return http.DefaultTransport.RoundTrip(out)
+}
+
+func (p *prefixRouter) seen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.paths...)
 }
 
 func TestIssuerPathJoining(t *testing.T) {
-	issued := registryJWT(t, time.Now().Add(time.Hour))
-	sts := newFakeSTS(t, tokenBody(issued))
+	w := newWorld(t)
 	for _, tc := range []struct {
 		suffix, wantPath, wantIssuer string
 	}{
@@ -216,12 +252,15 @@ func TestIssuerPathJoining(t *testing.T) {
 		{"/a/b/", "/a/b/sts/exchange", "/a/b"},
 	} {
 		t.Run(tc.suffix, func(t *testing.T) {
-			c, _ := newTestClient(t, sts.URL+tc.suffix)
-			assert.Equal(t, sts.URL+tc.wantIssuer, c.Issuer())
-			_, err := c.Exchange(context.Background(), "subject", registryReq)
+			rt := &prefixRouter{prefix: tc.wantIssuer}
+			c, _ := newTestClient(t, w.STS.URL()+tc.suffix, WithHTTPClient(&http.Client{Transport: rt}))
+			assert.Equal(t, w.STS.URL()+tc.wantIssuer, c.Issuer())
+			before := w.STS.Requests()
+			tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
 			require.NoError(t, err)
-			reqs := sts.requests()
-			assert.Equal(t, tc.wantPath, reqs[len(reqs)-1].Path)
+			requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
+			assert.Equal(t, []string{tc.wantPath}, rt.seen())
+			assert.Equal(t, 1, w.STS.Requests()-before)
 		})
 	}
 }
@@ -296,31 +335,36 @@ func TestNewOptionValidation(t *testing.T) {
 }
 
 func TestRetryTransientThenSuccess(t *testing.T) {
-	issued := registryJWT(t, time.Now().Add(time.Hour))
-	sts := newFakeSTS(t,
-		status(http.StatusServiceUnavailable, `{"code":14,"message":"try later","details":[]}`),
-		status(http.StatusServiceUnavailable, ""),
-		tokenBody(issued))
-	c, rec := newTestClient(t, sts.URL)
+	w := newWorld(t)
+	w.STS.InjectFaults(
+		sandbox.Fault{Status: http.StatusServiceUnavailable, Message: "try later"},
+		sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
+	c, rec := newTestClient(t, w.STS.URL())
 
-	tok, err := c.Exchange(context.Background(), "subject", registryReq)
+	tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
 	require.NoError(t, err)
-	assert.Equal(t, issued, tok.Raw)
-	assert.Len(t, sts.requests(), 3)
+	requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
+	assert.Equal(t, 3, w.STS.Requests())
+	assert.Equal(t, 1, w.STS.Exchanges())
 	// Equal jitter with jitter 0 waits half the backoff: 250ms/2, 500ms/2.
 	assert.Equal(t, []time.Duration{125 * time.Millisecond, 250 * time.Millisecond}, rec.recorded())
 }
 
 func TestRetriesEachTransientStatus(t *testing.T) {
+	w := newWorld(t)
 	for _, code := range []int{429, 502, 503, 504} {
-		t.Run(fmt.Sprint(code), func(t *testing.T) {
-			sts := newFakeSTS(t, status(code, ""), tokenBody(registryJWT(t, time.Now().Add(time.Hour))))
-			c, rec := newTestClient(t, sts.URL)
-			_, err := c.Exchange(context.Background(), "subject", registryReq)
-			require.NoError(t, err)
-			assert.Len(t, sts.requests(), 2)
-			assert.Len(t, rec.recorded(), 1)
-		})
+		for _, noBody := range []bool{false, true} {
+			t.Run(fmt.Sprint(code, " empty body ", noBody), func(t *testing.T) {
+				w.STS.InjectFaults(sandbox.Fault{Status: code, NoBody: noBody})
+				before := w.STS.Requests()
+				c, rec := newTestClient(t, w.STS.URL())
+				tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
+				require.NoError(t, err)
+				requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
+				assert.Equal(t, 2, w.STS.Requests()-before)
+				assert.Len(t, rec.recorded(), 1)
+			})
+		}
 	}
 }
 
@@ -355,17 +399,20 @@ func scale(ds []time.Duration, unit time.Duration) []time.Duration {
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
-	issued := registryJWT(t, time.Now().Add(time.Hour))
-	sts := newFakeSTS(t, status(http.StatusTooManyRequests, "slow down", "Retry-After", "2"), tokenBody(issued))
-	c, rec := newTestClient(t, sts.URL)
-	_, err := c.Exchange(context.Background(), "subject", registryReq)
+	w := newWorld(t)
+	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusTooManyRequests, Body: "slow down", RetryAfter: "2"})
+	c, rec := newTestClient(t, w.STS.URL())
+	tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
 	require.NoError(t, err)
+	requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
 	waits := rec.recorded()
 	require.Len(t, waits, 1)
 	assert.GreaterOrEqual(t, waits[0], 2*time.Second)
+	assert.Equal(t, 2, w.STS.Requests())
 }
 
 func TestRetryAfterCapped(t *testing.T) {
+	w := newWorld(t)
 	for name, tc := range map[string]struct {
 		opts []Option
 		want time.Duration
@@ -374,14 +421,17 @@ func TestRetryAfterCapped(t *testing.T) {
 		"custom cap":  {[]Option{WithRetryAfterCap(3 * time.Second)}, 3 * time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
-			sts := newFakeSTS(t, status(http.StatusTooManyRequests, "", "Retry-After", "99999999999999999999999"))
-			c, rec := newTestClient(t, sts.URL, tc.opts...)
-			_, err := c.Exchange(context.Background(), "subject", registryReq)
+			huge := sandbox.Fault{Status: http.StatusTooManyRequests, RetryAfter: "99999999999999999999999", NoBody: true}
+			w.STS.InjectFaults(huge, huge, huge)
+			before := w.STS.Requests()
+			c, rec := newTestClient(t, w.STS.URL(), tc.opts...)
+			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
 			var se *StatusError
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, http.StatusTooManyRequests, se.HTTPStatus)
 			assert.Positive(t, se.RetryAfter)
 			assert.Equal(t, []time.Duration{tc.want, tc.want}, rec.recorded())
+			assert.Equal(t, 3, w.STS.Requests()-before)
 		})
 	}
 }
@@ -405,81 +455,132 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestTransientExhausted(t *testing.T) {
-	sts := newFakeSTS(t, status(http.StatusServiceUnavailable, "upstream down"))
-	c, rec := newTestClient(t, sts.URL)
-	_, err := c.Exchange(context.Background(), "subject", registryReq)
+	w := newWorld(t)
+	down := sandbox.Fault{Status: http.StatusServiceUnavailable, Body: "upstream down"}
+	// Exactly three: a fourth attempt would be answered with a token.
+	w.STS.InjectFaults(down, down, down)
+	c, rec := newTestClient(t, w.STS.URL())
+	_, err := c.Exchange(context.Background(), w.ambient, registryReq)
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.True(t, se.Temporary())
 	assert.Equal(t, http.StatusServiceUnavailable, se.HTTPStatus)
 	assert.Equal(t, "upstream down", se.Message)
-	assert.Len(t, sts.requests(), 3)
+	assert.Equal(t, 3, w.STS.Requests())
+	assert.Zero(t, w.STS.Exchanges())
 	assert.Len(t, rec.recorded(), 2)
 }
 
 func TestMaxAttemptsOption(t *testing.T) {
-	sts := newFakeSTS(t, status(http.StatusBadGateway, ""))
-	c, rec := newTestClient(t, sts.URL, WithMaxAttempts(5))
-	_, err := c.Exchange(context.Background(), "subject", registryReq)
-	require.Error(t, err)
-	assert.Len(t, sts.requests(), 5)
-	assert.Len(t, rec.recorded(), 4)
-
-	sts = newFakeSTS(t, status(http.StatusBadGateway, ""))
-	c, rec = newTestClient(t, sts.URL, WithMaxAttempts(1))
-	_, err = c.Exchange(context.Background(), "subject", registryReq)
-	require.Error(t, err)
-	assert.Len(t, sts.requests(), 1)
-	assert.Empty(t, rec.recorded())
+	w := newWorld(t)
+	// As many faults as attempts: one more attempt would get a token.
+	for _, attempts := range []int{5, 1} {
+		t.Run(fmt.Sprint(attempts), func(t *testing.T) {
+			before := w.STS.Requests()
+			for range attempts {
+				w.STS.InjectFaults(sandbox.Fault{Status: http.StatusBadGateway, NoBody: true})
+			}
+			c, rec := newTestClient(t, w.STS.URL(), WithMaxAttempts(attempts))
+			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
+			require.Error(t, err)
+			assert.Equal(t, attempts, w.STS.Requests()-before)
+			assert.Len(t, rec.recorded(), attempts-1)
+		})
+	}
+	assert.Zero(t, w.STS.Exchanges())
 }
 
 func TestPermissionDeniedNotRetried(t *testing.T) {
-	sts := newFakeSTS(t, status(http.StatusForbidden, `{"code":7,"message":"identity mismatch","details":[]}`,
-		"Content-Type", "application/json"))
-	c, rec := newTestClient(t, sts.URL)
-	_, err := c.Exchange(context.Background(), "subject", registryReq)
+	// A real refusal: the ambient token's subject may not assume "deployer".
+	w := newWorld(t)
+	w.STS.AddIdentity("deployer", sandbox.Identity{Issuer: w.Issuer.URL(), SubjectPattern: "system:serviceaccount:prod:deployer"})
+	c, rec := newTestClient(t, w.STS.URL())
+	_, err := c.Exchange(context.Background(), w.ambient, Request{Audience: []string{sandbox.RegistryAudience}, Identity: "deployer"})
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusForbidden, se.HTTPStatus)
 	assert.Equal(t, 7, se.Code)
-	assert.Equal(t, "identity mismatch", se.Message)
+	assert.Contains(t, se.Message, "may not assume identity")
+	assert.Contains(t, se.Message, pullerSubject)
+	assert.Contains(t, se.Message, `"deployer"`)
 	assert.False(t, se.Temporary())
-	assert.Len(t, sts.requests(), 1)
+	assert.Equal(t, 1, w.STS.Requests())
 	assert.Empty(t, rec.recorded())
-	assert.Contains(t, err.Error(), "STS "+sts.URL+"/sts/exchange answered 403 Forbidden (PermissionDenied): identity mismatch")
+	assert.Equal(t, "STS "+w.STS.URL()+"/sts/exchange answered 403 Forbidden (PermissionDenied): "+se.Message, err.Error())
 }
 
 func TestNonRetryableStatuses(t *testing.T) {
+	w := newWorld(t)
 	for _, tc := range []struct {
-		code     int
-		body     string
+		name     string
+		fault    sandbox.Fault
 		wantCode int
 		wantMsg  string
 		wantText string
 	}{
-		{404, `{"code":5,"message":"identity \"abc\" not found","details":[]}`, 5, `identity "abc" not found`, "404 Not Found (NotFound)"},
-		{404, "404 page not found\n", 0, "404 page not found", "404 Not Found: 404 page not found"},
-		{401, `{"code":16,"message":"token expired","details":[]}`, 16, "token expired", "401 Unauthorized (Unauthenticated)"},
-		{400, "", 0, "Bad Request", "400 Bad Request"},
-		{500, `{"code":13,"message":"","details":[]}`, 13, "Internal Server Error", "(Internal)"},
-		{201, "", 0, "Created", "201 Created"},
+		{"404 grpc", sandbox.Fault{Status: 404, Message: `identity "abc" not found`}, 5, `identity "abc" not found`, "404 Not Found (NotFound)"},
+		{"404 plain", sandbox.Fault{Status: 404, Body: "404 page not found\n"}, 0, "404 page not found", "404 Not Found: 404 page not found"},
+		{"401 grpc", sandbox.Fault{Status: 401, Message: "token expired"}, 16, "token expired", "401 Unauthorized (Unauthenticated)"},
+		{"400 empty", sandbox.Fault{Status: 400, NoBody: true}, 0, "Bad Request", "400 Bad Request"},
+		{"500 grpc empty message", sandbox.Fault{Status: 500, Body: `{"code":13,"message":"","details":[]}`}, 13, "Internal Server Error", "(Internal)"},
+		{"201 empty", sandbox.Fault{Status: 201, NoBody: true}, 0, "Created", "201 Created"},
 	} {
-		t.Run(fmt.Sprint(tc.code, tc.body), func(t *testing.T) {
-			sts := newFakeSTS(t, status(tc.code, tc.body))
-			c, _ := newTestClient(t, sts.URL)
-			_, err := c.Exchange(context.Background(), "subject", registryReq)
+		t.Run(tc.name, func(t *testing.T) {
+			w.STS.InjectFaults(tc.fault)
+			before := w.STS.Requests()
+			c, rec := newTestClient(t, w.STS.URL())
+			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
 			var se *StatusError
 			require.ErrorAs(t, err, &se)
-			assert.Equal(t, tc.code, se.HTTPStatus)
+			assert.Equal(t, tc.fault.Status, se.HTTPStatus)
 			assert.Equal(t, tc.wantCode, se.Code)
 			assert.Equal(t, tc.wantMsg, se.Message)
 			assert.Contains(t, se.Error(), tc.wantText)
-			assert.Len(t, sts.requests(), 1)
+			assert.Equal(t, 1, w.STS.Requests()-before)
+			assert.Empty(t, rec.recorded())
 		})
 	}
+	assert.Zero(t, w.STS.Exchanges())
+}
+
+// TestSTSRejectionsNotRetried covers the refusals the sandbox STS makes on
+// its own, in its own words, as the real STS would.
+func TestSTSRejectionsNotRetried(t *testing.T) {
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name     string
+		subject  string
+		req      Request
+		status   int
+		wantCode int
+		msgHas   string
+	}{
+		{"unknown identity", w.ambient, Request{Audience: []string{sandbox.RegistryAudience}, Identity: "abc"}, 404, 5, "identity abc not found"},
+		{"no audience", w.ambient, Request{}, 400, 3, "aud is required"},
+		{"expired ambient token", mintAmbient(t, w.Issuer, "default", "puller", sandbox.WithIssuedAt(time.Now().Add(-2*time.Hour))), registryReq, 401, 16, "token expired at"},
+		{"ambient token for another audience", mintAmbient(t, w.Issuer, "default", "puller", sandbox.WithAudience("sts.amazonaws.com")), registryReq, 401, 16, "sts.amazonaws.com"},
+		{"not a JWT", "not-a-jwt", registryReq, 401, 16, "not a valid JWT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := w.STS.Requests()
+			c, rec := newTestClient(t, w.STS.URL())
+			_, err := c.Exchange(context.Background(), tc.subject, tc.req)
+			var se *StatusError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, tc.status, se.HTTPStatus)
+			assert.Equal(t, tc.wantCode, se.Code)
+			assert.Contains(t, se.Message, tc.msgHas)
+			assert.False(t, se.Temporary())
+			assert.NotContains(t, err.Error(), tc.subject)
+			assert.Equal(t, 1, w.STS.Requests()-before)
+			assert.Empty(t, rec.recorded())
+		})
+	}
+	assert.Zero(t, w.STS.Exchanges())
 }
 
 func TestInvalidSuccessBodies(t *testing.T) {
+	w := newWorld(t)
 	noExp := mintJWT(t, jwt.MapClaims{"sub": "x", "aud": "cgr.dev"})
 	huge := `{"token":"` + strings.Repeat("a", maxBody) + `"}`
 	for name, body := range map[string]string{
@@ -495,12 +596,18 @@ func TestInvalidSuccessBodies(t *testing.T) {
 		"over the cap":     huge,
 	} {
 		t.Run(name, func(t *testing.T) {
-			sts := newFakeSTS(t, status(http.StatusOK, body, "Content-Type", "text/plain"))
-			c, rec := newTestClient(t, sts.URL)
-			tok, err := c.Exchange(context.Background(), "subject", registryReq)
+			w.STS.InjectFaults(sandbox.Fault{
+				Status: http.StatusOK,
+				Body:   body,
+				NoBody: body == "",
+				Header: map[string]string{"Content-Type": "text/plain"},
+			})
+			before := w.STS.Requests()
+			c, rec := newTestClient(t, w.STS.URL())
+			tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
 			require.ErrorIs(t, err, ErrInvalidResponse)
 			assert.Empty(t, tok.Raw)
-			assert.Len(t, sts.requests(), 1, "a bad 200 is not retried")
+			assert.Equal(t, 1, w.STS.Requests()-before, "a bad 200 is not retried")
 			assert.Empty(t, rec.recorded())
 			if len(body) > 0 {
 				assert.NotContains(t, err.Error(), body)
@@ -511,19 +618,16 @@ func TestInvalidSuccessBodies(t *testing.T) {
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
-	var targetHits atomic.Int32
-	var sawAuth atomic.Bool
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		targetHits.Add(1)
-		if r.Header.Get("Authorization") != "" {
-			sawAuth.Store(true)
-		}
-		tokenBody(registryJWT(t, time.Now().Add(time.Hour)))(w, r)
-	}))
+	w := newWorld(t)
+	// The target would accept the ambient token: following the redirect
+	// would have worked, which is exactly what must not happen.
+	target, err := sandbox.NewSTS()
+	require.NoError(t, err)
 	t.Cleanup(target.Close)
-
-	sts := newFakeSTS(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, target.URL+"/sts/exchange", http.StatusFound)
+	target.AddIdentity(sandbox.DefaultIdentity, sandbox.Identity{Issuer: w.Issuer.URL(), SubjectPattern: sandbox.DefaultSubjectPattern})
+	w.STS.InjectFaults(sandbox.Fault{
+		Status: http.StatusFound,
+		Header: map[string]string{"Location": target.URL() + "/sts/exchange"},
 	})
 
 	// A caller's client that would follow redirects must not change that,
@@ -531,19 +635,18 @@ func TestRedirectNotFollowed(t *testing.T) {
 	followed := false
 	callerRedirect := func(*http.Request, []*http.Request) error { followed = true; return nil }
 	hc := &http.Client{CheckRedirect: callerRedirect}
-	c, rec := newTestClient(t, sts.URL, WithHTTPClient(hc))
+	c, rec := newTestClient(t, w.STS.URL(), WithHTTPClient(hc))
 
-	_, err := c.Exchange(context.Background(), "subject", registryReq)
+	_, err = c.Exchange(context.Background(), w.ambient, registryReq)
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusFound, se.HTTPStatus)
-	assert.Contains(t, se.Message, "redirected to "+target.URL+"/sts/exchange")
+	assert.Contains(t, se.Message, "redirected to "+target.URL()+"/sts/exchange")
 	assert.Contains(t, se.Message, "CHAINGUARD_ISSUER")
 	assert.False(t, se.Temporary())
-	assert.Equal(t, int32(0), targetHits.Load())
-	assert.False(t, sawAuth.Load())
+	assert.Zero(t, target.Requests(), "the target never saw a request, so never the bearer token")
 	assert.False(t, followed)
-	assert.Len(t, sts.requests(), 1)
+	assert.Equal(t, 1, w.STS.Requests())
 	assert.Empty(t, rec.recorded())
 	require.NotNil(t, hc.CheckRedirect, "the caller's client is not mutated")
 	assert.NoError(t, hc.CheckRedirect(nil, nil))
@@ -561,15 +664,8 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
-func closedServerURL(t *testing.T) string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	u := srv.URL
-	srv.Close()
-	return u
-}
-
 func TestUnreachable(t *testing.T) {
-	issuer := closedServerURL(t)
+	issuer := closedSTSURL(t)
 	rt := &countingTransport{rt: http.DefaultTransport}
 	c, rec := newTestClient(t, issuer, WithHTTPClient(&http.Client{Transport: rt}))
 
@@ -587,27 +683,29 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestDeadlineShorterThanBackoff(t *testing.T) {
-	sts := newFakeSTS(t, status(http.StatusServiceUnavailable, ""))
+	w := newWorld(t)
+	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
 	// Real sleeping: the point is that it is never started.
-	c, err := New(sts.URL, WithBackoff(5*time.Second, 5*time.Second))
+	c, err := New(w.STS.URL(), WithBackoff(5*time.Second, 5*time.Second))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 
 	start := time.Now()
-	_, err = c.Exchange(ctx, "subject", registryReq)
+	_, err = c.Exchange(ctx, w.ambient, registryReq)
 	elapsed := time.Since(start)
 
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusServiceUnavailable, se.HTTPStatus)
 	assert.Less(t, elapsed, time.Second, "returned promptly instead of sleeping past the deadline")
-	assert.Len(t, sts.requests(), 1)
+	assert.Equal(t, 1, w.STS.Requests())
 }
 
 func TestCancelDuringWait(t *testing.T) {
-	sts := newFakeSTS(t, status(http.StatusServiceUnavailable, ""))
-	c, err := New(sts.URL, WithBackoff(time.Minute, time.Minute))
+	w := newWorld(t)
+	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
+	c, err := New(w.STS.URL(), WithBackoff(time.Minute, time.Minute))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -615,110 +713,111 @@ func TestCancelDuringWait(t *testing.T) {
 		cancel()
 	}()
 	start := time.Now()
-	_, err = c.Exchange(ctx, "subject", registryReq)
+	_, err = c.Exchange(ctx, w.ambient, registryReq)
 	assert.Less(t, time.Since(start), 10*time.Second)
 	require.ErrorIs(t, err, context.Canceled)
 	var se *StatusError
 	require.ErrorAs(t, err, &se, "the last attempt's error is kept")
 	assert.Contains(t, err.Error(), "503")
+	assert.Equal(t, 1, w.STS.Requests())
 }
 
 func TestDeadlineDuringRequest(t *testing.T) {
-	release := make(chan struct{})
-	sts := newFakeSTS(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	defer close(release) // before sts.Close, which waits for handlers
-	c, rec := newTestClient(t, sts.URL)
+	w := newWorld(t)
+	// The STS holds the request until the client goes away (or it closes).
+	w.STS.InjectFaults(sandbox.Fault{Delay: time.Minute})
+	c, rec := newTestClient(t, w.STS.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 
-	_, err := c.Exchange(ctx, "subject", registryReq)
+	_, err := c.Exchange(ctx, w.ambient, registryReq)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	var ue *UnreachableError
 	require.ErrorAs(t, err, &ue)
 	assert.Empty(t, rec.recorded(), "no retry once the caller's context is done")
-	assert.Contains(t, err.Error(), "cannot reach the STS at "+sts.URL)
+	assert.Contains(t, err.Error(), "cannot reach the STS at "+w.STS.URL())
+	assert.Equal(t, 1, w.STS.Requests())
+	assert.Zero(t, w.STS.Exchanges())
 }
 
 func TestContextAlreadyDone(t *testing.T) {
-	sts := newFakeSTS(t, tokenBody("unused"))
-	c, _ := newTestClient(t, sts.URL)
+	w := newWorld(t)
+	c, _ := newTestClient(t, w.STS.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := c.Exchange(ctx, "subject", registryReq)
+	_, err := c.Exchange(ctx, w.ambient, registryReq)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Empty(t, sts.requests())
+	assert.Zero(t, w.STS.Requests())
 }
 
 func TestConcurrentExchanges(t *testing.T) {
-	issued := registryJWT(t, time.Now().Add(time.Hour))
-	var n atomic.Int32
-	sts := newFakeSTS(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%3 == 0 {
-			status(http.StatusServiceUnavailable, "")(w, r)
-			return
-		}
-		tokenBody(issued)(w, r)
-	})
-	c, _ := newTestClient(t, sts.URL, WithMaxAttempts(5))
+	w := newWorld(t)
+	const callers, faults = 20, 10
+	// Every caller presents its own service account's token, so a mix-up
+	// between concurrent requests would show in the issued tokens.
+	subjects := make([]string, callers)
+	for i := range subjects {
+		subjects[i] = mintAmbient(t, w.Issuer, "ns", fmt.Sprintf("sa-%d", i))
+	}
+	// Transient faults go to whichever requests come first; with one more
+	// attempt than there are faults, no caller can run out of attempts.
+	for i := range faults {
+		w.STS.InjectFaults(sandbox.Fault{Status: []int{503, 429, 502}[i%3], NoBody: i%2 == 0})
+	}
+	c, _ := newTestClient(t, w.STS.URL(), WithMaxAttempts(faults+1))
 	var wg sync.WaitGroup
-	for range 20 {
+	for i := range callers {
 		wg.Go(func() {
-			tok, err := c.Exchange(context.Background(), "subject", registryReq)
+			tok, err := c.Exchange(context.Background(), subjects[i], registryReq)
+			if !assert.NoError(t, err) {
+				return
+			}
+			sub, err := w.STS.VerifyToken(tok.Raw, sandbox.RegistryAudience)
 			assert.NoError(t, err)
-			assert.Equal(t, issued, tok.Raw)
+			assert.Equal(t, sandbox.DefaultIdentity, sub)
+			claims, err := decodeIssued(tok.Raw)
+			assert.NoError(t, err)
+			assert.Equal(t, fmt.Sprintf("system:serviceaccount:ns:sa-%d", i), claims.Act.Subject)
+			assert.True(t, claims.ExpiresAt != nil && claims.ExpiresAt.Equal(tok.Expiry))
 		})
 	}
 	wg.Wait()
+	assert.Equal(t, callers+faults, w.STS.Requests())
+	assert.Equal(t, callers, w.STS.Exchanges())
 }
 
-// TestSecretsNeverLeak drives every error path with a server that echoes
-// the subject token wherever it can, and checks neither token appears in
-// any error text or Token formatting.
+// TestSecretsNeverLeak drives every error path with answers that echo the
+// subject token wherever they can, and checks neither token appears in any
+// error text or Token formatting.
 func TestSecretsNeverLeak(t *testing.T) {
-	subject := subjectJWT(t)
-	issued := registryJWT(t, time.Now().Add(time.Hour))
+	w := newWorld(t)
+	subject := w.ambient
+	c, _ := newTestClient(t, w.STS.URL())
+	good, err := c.Exchange(context.Background(), subject, registryReq)
+	require.NoError(t, err)
+	issued := good.Raw // a real registry token from the STS
 	issuedNoExp := mintJWT(t, jwt.MapClaims{"sub": "registry-secret-subject-no-exp-claim"})
 	const notJWT = "issued-registry-token-that-is-not-a-jwt-0123456789"
 	sig := subject[strings.LastIndex(subject, ".")+1:]
 	payload := strings.Split(subject, ".")[1]
-
-	echo := func(code int, format string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			w.WriteHeader(code)
-			fmt.Fprintf(w, format, tok)
-		}
-	}
 	parts := strings.Split(subject, ".")
 
-	cases := map[string]http.HandlerFunc{
-		"403 grpc echo":  echo(403, `{"code":7,"message":"token %s does not match","details":[]}`),
-		"401 grpc echo":  echo(401, `{"code":16,"message":"bad token: %s"}`),
-		"400 plain echo": echo(400, "bad request for %s"),
-		"404 html echo":  echo(404, "<html><head><title>no %s here</title></head></html>"),
-		"500 ctrl-char splice": func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(500)
-			io.WriteString(w, parts[0]+"."+parts[1]+"\x00."+sig)
-		},
-		"500 signature only": func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500); io.WriteString(w, "sig="+sig) },
-		"500 payload only":   func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500); io.WriteString(w, "claims="+payload) },
-		"503 echo x3":        echo(503, `{"code":14,"message":"busy %s"}`),
-		"302 echo in location": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Location", "https://elsewhere.example/?t="+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-			w.WriteHeader(302)
-		},
-		"200 not a JWT":     tokenBody(notJWT),
-		"200 JWT no exp":    tokenBody(issuedNoExp),
-		"200 token in junk": status(200, `{"token":"`+issued+`"`),
-		"200 ctype echo": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; t="+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-			io.WriteString(w, "nope")
-		},
+	status := func(code int, body string) sandbox.Fault { return sandbox.Fault{Status: code, Body: body} }
+	busy := status(503, `{"code":14,"message":"busy `+subject+`"}`)
+	cases := map[string][]sandbox.Fault{
+		"403 grpc echo":        {{Status: 403, Code: 7, Message: "token " + subject + " does not match"}},
+		"401 grpc echo":        {status(401, `{"code":16,"message":"bad token: `+subject+`"}`)},
+		"400 plain echo":       {status(400, "bad request for "+subject)},
+		"404 html echo":        {status(404, "<html><head><title>no "+subject+" here</title></head></html>")},
+		"500 ctrl-char splice": {status(500, parts[0]+"."+parts[1]+"\x00."+sig)},
+		"500 signature only":   {status(500, "sig="+sig)},
+		"500 payload only":     {status(500, "claims="+payload)},
+		"503 echo x3":          {busy, busy, busy},
+		"302 echo in location": {{Status: 302, Header: map[string]string{"Location": "https://elsewhere.example/?t=" + subject}}},
+		"200 not a JWT":        {answer200(tokenJSON(notJWT))},
+		"200 JWT no exp":       {answer200(tokenJSON(issuedNoExp))},
+		"200 token in junk":    {answer200(`{"token":"` + issued + `"`)},
+		"200 ctype echo":       {{Status: 200, Body: "nope", Header: map[string]string{"Content-Type": "text/plain; t=" + subject}}},
 	}
 	check := func(t *testing.T, err error) {
 		t.Helper()
@@ -730,29 +829,24 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 	}
-	for name, h := range cases {
+	for name, faults := range cases {
 		t.Run(name, func(t *testing.T) {
-			sts := newFakeSTS(t, h)
-			c, _ := newTestClient(t, sts.URL)
+			w.STS.InjectFaults(faults...)
+			before := w.STS.Requests()
+			c, _ := newTestClient(t, w.STS.URL())
 			_, err := c.Exchange(context.Background(), subject, registryReq)
 			check(t, err)
+			assert.Equal(t, len(faults), w.STS.Requests()-before, "every fault was played")
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
-		c, _ := newTestClient(t, closedServerURL(t))
+		c, _ := newTestClient(t, closedSTSURL(t))
 		_, err := c.Exchange(context.Background(), subject, registryReq)
 		check(t, err)
 	})
 	t.Run("deadline", func(t *testing.T) {
-		release := make(chan struct{})
-		sts := newFakeSTS(t, func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		})
-		defer close(release)
-		c, _ := newTestClient(t, sts.URL)
+		w.STS.InjectFaults(sandbox.Fault{Delay: time.Minute})
+		c, _ := newTestClient(t, w.STS.URL())
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		_, err := c.Exchange(ctx, subject, registryReq)

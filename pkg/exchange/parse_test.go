@@ -15,6 +15,25 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// mintJWT signs claims with a test key; ParseToken never verifies, so the
+// key does not matter. It makes the tokens no STS would issue (no exp, exp
+// of the wrong type, a fixed expiry) that parsing must cope with.
+func mintJWT(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("test-key"))
+	require.NoError(t, err)
+	return s
+}
+
+func registryJWT(t testing.TB, exp time.Time) string {
+	return mintJWT(t, jwt.MapClaims{
+		"iss": "https://issuer.enforce.dev",
+		"sub": "identity-1234",
+		"aud": "cgr.dev",
+		"exp": exp.Unix(),
+	})
+}
+
 func TestParseToken(t *testing.T) {
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	raw := registryJWT(t, exp)
