@@ -204,8 +204,6 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 		return fmt.Errorf("%w: %v", ErrSTSUnreachable, ue)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %v", ErrSTSUnreachable, h.cfg.Issuer, h.cfg.Timeout, err)
-	case errors.Is(err, exchange.ErrInvalidResponse):
-		return fmt.Errorf("%w; check that CHAINGUARD_ISSUER (%s) is the Chainguard STS", err, h.cfg.Issuer)
 	}
 	return err
 }
