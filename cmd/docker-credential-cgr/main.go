@@ -4,12 +4,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -20,23 +22,41 @@ func main() {
 	credentials.Package = "github.com/cgr-helper/docker-credential-cgr"
 	credentials.Version = buildVersion()
 
-	// credentials.Serve owns argv and the protocol's output rules (errors
-	// on stdout, exit 1); our own subcommands will be dispatched before it.
-	credentials.Serve(newHelper())
+	// Our own subcommands first: credentials.Serve owns argv and the
+	// docker protocol's output rules (errors on stdout, exit 1).
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "kubelet":
+			h, err := newHelper()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
+				os.Exit(1)
+			}
+			os.Exit(kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr))
+		case "configure-kubelet":
+			cfg, err := creds.LoadConfig(os.Getenv)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
+				os.Exit(1)
+			}
+			os.Exit(kubelet.RunConfigure(os.Args[2:], cfg, os.Getenv, os.Stdout, os.Stderr))
+		}
+	}
+	h, err := newHelper()
+	if err != nil {
+		// Answer every request with the configuration error, so that
+		// version and help still work.
+		credentials.Serve(broken{err})
+	}
+	credentials.Serve(h)
 }
 
-// newHelper returns the helper, or one that answers every request with the
-// configuration error, so that version and help still work.
-func newHelper() credentials.Helper {
+func newHelper() (*creds.Helper, error) {
 	cfg, err := creds.LoadConfig(os.Getenv)
 	if err != nil {
-		return broken{err}
+		return nil, err
 	}
-	h, err := creds.New(cfg, creds.WithVersion(credentials.Version))
-	if err != nil {
-		return broken{err}
-	}
-	return h
+	return creds.New(cfg, creds.WithVersion(credentials.Version))
 }
 
 func buildVersion() string {

@@ -445,3 +445,53 @@ func TestBuildVersion(t *testing.T) {
 	// A checkout build (and this test binary) has no module version.
 	assert.Equal(t, "(devel)", buildVersion())
 }
+
+func TestKubeletSubcommand(t *testing.T) {
+	w := newWorld(t)
+	req := fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"%s/chainguard/static:latest"}`, w.sb.Registry.Host())
+	r := w.run(req, "kubelet")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Empty(t, r.stderr)
+	var resp struct {
+		APIVersion, Kind, CacheKeyType, CacheDuration string
+		Auth                                          map[string]struct{ Username, Password string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &resp), "stdout is the response only")
+	assert.Equal(t, "CredentialProviderResponse", resp.Kind)
+	a := resp.Auth[w.sb.Registry.Host()]
+	assert.Equal(t, "_token", a.Username)
+	w.issued = append(w.issued, a.Password)
+	_, err := w.sb.STS.VerifyToken(a.Password, sandbox.RegistryAudience)
+	require.NoError(t, err)
+
+	// The docker helper and the kubelet plugin share one cache.
+	assert.Equal(t, a.Password, w.get(w.sb.Registry.Host()))
+	assert.Equal(t, 1, w.sb.STS.Exchanges())
+
+	w.env["CHAINGUARD_NO_CACHE"] = "true"
+	w.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "identity mismatch for this node"})
+	r = w.run(req, "kubelet")
+	assert.Equal(t, 1, r.code)
+	assert.Empty(t, r.stdout, "no JSON on failure")
+	assert.Contains(t, r.stderr, "identity mismatch for this node")
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "a one-line reason")
+
+	r = w.run("not json", "kubelet")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "not a CredentialProviderRequest")
+}
+
+func TestConfigureKubeletSubcommand(t *testing.T) {
+	w := newWorld(t)
+	r := w.run("", "configure-kubelet", "--mode", "service-account")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "kind: CredentialProviderConfig")
+	assert.Contains(t, r.stdout, "  - \""+w.sb.Registry.Host()+"\"\n", "matchImages are the served registries")
+	assert.Contains(t, r.stdout, "cacheType: ServiceAccount")
+	assert.NotContains(t, r.stdout, "ClusterRole", "stdout stays one document")
+	assert.Contains(t, r.stderr, "request-serviceaccounts-token-audience")
+
+	r = w.run("", "configure-kubelet", "--rbac")
+	require.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "kind: ClusterRoleBinding")
+}

@@ -2,7 +2,8 @@
 // whole process per credential request. It reports the cached `get` against
 // a minimal Go binary that reads one small file (run alternately, median of
 // the per-pair ratios), the stripped binary's size, and the exchange count
-// and wall time of 32 parallel cold gets. `make bench` runs it; the numbers
+// and wall time of 32 parallel cold gets, and a cached kubelet-mode call
+// against a cached get. `make bench` runs it; the numbers
 // go in docs/benchmarks.md.
 package main
 
@@ -142,6 +143,14 @@ func run(helper string, pairs int) error {
 		return c
 	}
 
+	kubelet := func() *exec.Cmd {
+		c := exec.Command(helper, "kubelet")
+		c.Env = env
+		c.Stdin = strings.NewReader(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"` +
+			sb.Registry.Host() + `/chainguard/static:latest"}`)
+		return c
+	}
+
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	if fi, err := os.Stat(helper); err == nil {
 		fmt.Printf("binary size (%s): %.2f MiB (%d bytes)\n", filepath.Base(helper), float64(fi.Size())/(1<<20), fi.Size())
@@ -175,7 +184,7 @@ func run(helper string, pairs int) error {
 	small := entries[0] // the baselines read the very file the cached get reads
 
 	before := sb.STS.Requests()
-	var tGet, tBase, tHTTP, tJWT, ratios, ratiosHTTP, ratiosJWT []float64
+	var tGet, tBase, tHTTP, tJWT, tKubelet, ratios, ratiosHTTP, ratiosJWT, ratiosKubelet []float64
 	for range pairs {
 		g, err := timeRun(get())
 		if err != nil {
@@ -193,7 +202,12 @@ func run(helper string, pairs int) error {
 		if err != nil {
 			return err
 		}
-		tGet, tBase, tHTTP, tJWT = append(tGet, g), append(tBase, b), append(tHTTP, h), append(tJWT, j)
+		k, err := timeRun(kubelet())
+		if err != nil {
+			return fmt.Errorf("cached kubelet call: %w", err)
+		}
+		tGet, tBase, tHTTP, tJWT, tKubelet = append(tGet, g), append(tBase, b), append(tHTTP, h), append(tJWT, j), append(tKubelet, k)
+		ratiosKubelet = append(ratiosKubelet, k/g)
 		ratios = append(ratios, g/b)
 		ratiosHTTP = append(ratiosHTTP, h/b)
 		ratiosJWT = append(ratiosJWT, j/b)
@@ -203,12 +217,14 @@ func run(helper string, pairs int) error {
 	}
 	fmt.Printf("cached get, %d alternating pairs (median wall per process):\n", pairs)
 	fmt.Printf("  docker-credential-cgr get   %.2f ms\n", median(tGet))
+	fmt.Printf("  docker-credential-cgr kubelet %.2f ms\n", median(tKubelet))
 	fmt.Printf("  baseline (read one file)    %.2f ms\n", median(tBase))
 	fmt.Printf("  baseline + net/http linked  %.2f ms\n", median(tHTTP))
 	fmt.Printf("  baseline + HTTPS + jwt      %.2f ms\n", median(tJWT))
 	fmt.Printf("  ratio get/baseline: median %.2fx (p10 %.2fx, p90 %.2fx)\n", median(ratios), pct(ratios, 10), pct(ratios, 90))
 	fmt.Printf("  ratio net/http baseline/baseline: median %.2fx\n", median(ratiosHTTP))
 	fmt.Printf("  ratio HTTPS+jwt baseline/baseline: median %.2fx\n", median(ratiosJWT))
+	fmt.Printf("  ratio kubelet/get: median %.2fx\n", median(ratiosKubelet))
 	return nil
 }
 

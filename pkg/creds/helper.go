@@ -85,6 +85,9 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 	return h, nil
 }
 
+// Identity is the identity requested when the caller names none.
+func (h *Helper) Identity() string { return h.cfg.Identity }
+
 // Serves reports whether serverURL names a registry this helper answers for.
 func (h *Helper) Serves(serverURL string) bool { return h.regs.serves(NormalizeHost(serverURL)) }
 

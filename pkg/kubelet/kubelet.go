@@ -1,0 +1,155 @@
+// Package kubelet makes docker-credential-cgr a kubelet image credential
+// provider plugin: a CredentialProviderRequest on stdin, a
+// CredentialProviderResponse on stdout, through the same ambient token,
+// cache and exchange path as the docker helper.
+//
+// The wire types are declared here rather than imported from k8s.io/kubelet:
+// those pull in k8s.io/apimachinery, which would cost every docker pull's
+// cached get about half again its process start. Tests in test/kubelet
+// prove the JSON decodes strictly into the k8s.io/kubelet types and that
+// the kubelet's own plugin code accepts it.
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
+)
+
+const (
+	// APIGroup is the group of the kubelet's credential provider API.
+	APIGroup = "credentialprovider.kubelet.k8s.io"
+	// APIVersion is the version configure-kubelet asks the kubelet to speak.
+	APIVersion = APIGroup + "/v1"
+	// IdentityAnnotation on a service account names the identity its pods
+	// assume, as in Chainguard's own example.
+	IdentityAnnotation = "credentials.chainguard.dev/identity"
+
+	maxRequest = 1 << 20
+)
+
+// Request is a CredentialProviderRequest.
+type Request struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Image is the image being pulled, as written in the pod spec.
+	Image string `json:"image"`
+	// ServiceAccountToken is the pod's service-account token, present when
+	// the provider is configured with tokenAttributes (KEP-4412).
+	ServiceAccountToken string `json:"serviceAccountToken,omitempty"`
+	// ServiceAccountAnnotations holds the annotations the configuration
+	// asked the kubelet to pass.
+	ServiceAccountAnnotations map[string]string `json:"serviceAccountAnnotations,omitempty"`
+}
+
+// Response is a CredentialProviderResponse.
+type Response struct {
+	APIVersion    string                `json:"apiVersion"`
+	Kind          string                `json:"kind"`
+	CacheKeyType  string                `json:"cacheKeyType"`
+	CacheDuration *Duration             `json:"cacheDuration,omitempty"`
+	Auth          map[string]AuthConfig `json:"auth"`
+}
+
+// AuthConfig is one registry's credentials.
+type AuthConfig struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Duration encodes like metav1.Duration: a Go duration string.
+type Duration struct{ time.Duration }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+
+// Serve answers one request read from in, writing the response to out.
+// now is the clock the cache duration is computed against.
+func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer, now func() time.Time) error {
+	req, err := readRequest(in)
+	if err != nil {
+		return err
+	}
+	resp := Response{
+		APIVersion:   req.APIVersion,
+		Kind:         "CredentialProviderResponse",
+		CacheKeyType: "Registry",
+		Auth:         map[string]AuthConfig{},
+	}
+	registry := registryOf(req.Image)
+	if h.Serves(registry) {
+		tok, err := token(ctx, h, req, now)
+		if err != nil {
+			return err
+		}
+		// The kubelet must drop the credentials before the margin the
+		// helper itself keeps, never after the token expires.
+		resp.CacheDuration = &Duration{max(0, tok.Expiry.Sub(now())-creds.Margin).Truncate(time.Second)}
+		resp.Auth[registry] = AuthConfig{Username: creds.Username, Password: tok.Raw}
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
+}
+
+// token picks the ambient token and identity for the request's mode: the
+// pod's own service-account token when the kubelet sent one, else the
+// node's ambient token.
+func token(ctx context.Context, h *creds.Helper, req Request, now func() time.Time) (tok exchange.Token, err error) {
+	identity := h.Identity()
+	var amb creds.AmbientToken
+	if req.ServiceAccountToken != "" {
+		if id := strings.TrimSpace(req.ServiceAccountAnnotations[IdentityAnnotation]); id != "" {
+			identity = id
+		}
+		amb, err = creds.ParseAmbientToken(req.ServiceAccountToken, "the pod's service-account token")
+		if err == nil {
+			err = amb.Check(now())
+		}
+	} else {
+		amb, err = h.Ambient(ctx)
+	}
+	if err != nil {
+		return tok, err
+	}
+	return h.Token(ctx, amb, identity)
+}
+
+func readRequest(in io.Reader) (Request, error) {
+	var req Request
+	b, err := io.ReadAll(io.LimitReader(in, maxRequest+1))
+	if err != nil {
+		return req, fmt.Errorf("reading the CredentialProviderRequest from stdin: %w", err)
+	}
+	if len(b) > maxRequest {
+		return req, errors.New("the CredentialProviderRequest on stdin is larger than 1 MiB")
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		return req, fmt.Errorf("stdin is not a CredentialProviderRequest (%v); this command is run by the kubelet, see docs/kubernetes.md", err)
+	}
+	group, _, _ := strings.Cut(req.APIVersion, "/")
+	if req.Kind != "CredentialProviderRequest" || group != APIGroup {
+		return req, fmt.Errorf("stdin has kind %q apiVersion %q, want a CredentialProviderRequest of %s", req.Kind, req.APIVersion, APIVersion)
+	}
+	if req.Image == "" {
+		return req, errors.New("the CredentialProviderRequest names no image")
+	}
+	return req, nil
+}
+
+// registryOf is the registry host of an image reference, port included,
+// exactly as the kubelet keys its credential cache.
+func registryOf(image string) string {
+	host, _, _ := strings.Cut(image, "/")
+	return host
+}
