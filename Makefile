@@ -24,6 +24,7 @@ demo: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/
 
 ## fuzz: a short, count-bounded run of every fuzz target (seed corpora live in testdata/fuzz)
 fuzz:
@@ -35,6 +36,13 @@ fuzz:
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	$(GO) run ./internal/procbench -helper $(BIN)
+
+## e2e: real crane, skopeo and docker (through a dockerd the suite starts) pull through the built
+## binary from a real token-auth distribution registry; test/e2e/install.sh installs the components
+.PHONY: e2e
+e2e: build
+	PATH="$$($(GO) env GOPATH | cut -d: -f1)/bin:$$PATH" CGR_E2E_HELPER="$(CURDIR)/$(BIN)" \
+		$(GO) test -tags e2e -count=1 -v -timeout 15m ./test/e2e/
 
 clean:
 	rm -rf bin
