@@ -12,9 +12,13 @@ BIN     := bin/docker-credential-cgr
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-credential-cgr
 
-## test: unit and integration tests (the integration tests build the binary and run it)
+## test: unit and integration tests (the integration tests build the binary and run it), then
+## test/kubelet, its own module, where the kubelet's plugin code drives the binary (the first run
+## downloads and compiles k8s.io/kubernetes: about 3 minutes on 2 cores). -count=1 there because
+## the binary it builds lies outside that module, where go test's cache cannot see it change.
 test:
 	$(GO) test -race -count=1 ./...
+	cd test/kubelet && $(GO) test -count=1 ./...
 
 ## demo: the whole flow in a local sandbox, offline, through the built binary
 demo: build

@@ -88,7 +88,7 @@ func (t AmbientToken) Check(now time.Time) error {
 // cfg.IdentityToken (a JWT or a file), cfg.TokenPath, GitHub Actions OIDC.
 func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (AmbientToken, error) {
 	if v := strings.TrimSpace(cfg.IdentityToken); v != "" {
-		if looksLikeJWT(v) {
+		if LooksLikeJWT(v) {
 			return ParseAmbientToken(v, "CHAINGUARD_IDENTITY_TOKEN")
 		}
 		return readTokenFile(v, "CHAINGUARD_IDENTITY_TOKEN file "+v)
@@ -109,9 +109,10 @@ func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (Amb
 		ErrNoAmbientToken, strings.Join(looked, ", "), EnforceAudience, DefaultTokenPath)
 }
 
-// looksLikeJWT tells a JWT from a path: a JWT's header is base64url JSON,
-// so it starts "eyJ" and has exactly three dot-separated parts.
-func looksLikeJWT(s string) bool {
+// LooksLikeJWT tells a JWT from a path, as CHAINGUARD_IDENTITY_TOKEN may be
+// either: a JWT's header is base64url JSON, so it starts "eyJ" and has
+// exactly three dot-separated parts.
+func LooksLikeJWT(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
 }
 

@@ -212,13 +212,19 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 }
 
 func (h *Helper) rejectionFix(se *exchange.StatusError, amb AmbientToken, identity string) string {
-	create := fmt.Sprintf("the ambient token (%s) has iss=%s sub=%s; an identity matching it is created with: chainctl iam identities create NAME --identity-issuer=%s --subject-pattern=%s --role=registry.pull, then set CHAINGUARD_IDENTITY to its id",
-		amb.Source, amb.Issuer, amb.Subject, amb.Issuer, regexp.QuoteMeta(amb.Subject))
+	// Name the setting that chose the identity: CHAINGUARD_IDENTITY, or the
+	// caller's own (the kubelet's service-account annotation).
+	setting := "CHAINGUARD_IDENTITY"
+	if identity != h.cfg.Identity {
+		setting = "the identity the request named"
+	}
+	create := fmt.Sprintf("the ambient token (%s) has iss=%s sub=%s; an identity matching it is created with: chainctl iam identities create NAME --identity-issuer=%s --subject-pattern=%s --role=registry.pull, then set %s to its id",
+		amb.Source, amb.Issuer, amb.Subject, amb.Issuer, regexp.QuoteMeta(amb.Subject), setting)
 	switch {
 	case se.HTTPStatus == http.StatusNotFound && se.Code == 0:
 		return fmt.Sprintf("check that CHAINGUARD_ISSUER (%s) is the Chainguard STS", h.cfg.Issuer)
 	case se.HTTPStatus == http.StatusNotFound && identity != "":
-		return fmt.Sprintf("check that CHAINGUARD_IDENTITY (%s) is the id of an existing identity", identity)
+		return fmt.Sprintf("check that %s (%s) is the id of an existing identity", setting, identity)
 	case se.HTTPStatus == http.StatusUnauthorized:
 		return "the STS did not accept the ambient token: check it is fresh, has audience " + EnforceAudience + ", and that its issuer publishes its keys; " + create
 	}

@@ -191,9 +191,9 @@ func TestAmbientTokenSources(t *testing.T) {
 	dir := t.TempDir()
 
 	t.Run("JWT or path", func(t *testing.T) {
-		assert.True(t, looksLikeJWT(f.ambient))
+		assert.True(t, LooksLikeJWT(f.ambient))
 		for _, p := range []string{"/var/run/token", "token.jwt", "eyJ/a.b.c", "", "eyJhbGciOi"} {
-			assert.False(t, looksLikeJWT(p), p)
+			assert.False(t, LooksLikeJWT(p), p)
 		}
 		p := filepath.Join(dir, "token")
 		require.NoError(t, os.WriteFile(p, []byte(f.ambient+"\n"), 0o600))

@@ -49,7 +49,11 @@ func RunConfigure(args []string, cfg creds.Config, getenv func(string) string, s
 		}
 		return 0
 	}
-	if err := WriteConfig(stdout, OptionsFor(cfg, Mode(*mode), cacheDir)); err != nil {
+	opts, err := OptionsFor(cfg, Mode(*mode), cacheDir)
+	if err == nil {
+		err = WriteConfig(stdout, opts)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "configure-kubelet:", err)
 		return 1
 	}

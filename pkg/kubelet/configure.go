@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
@@ -49,21 +50,36 @@ type ConfigOptions struct {
 // OptionsFor derives the options from the effective configuration: the
 // served registries become matchImages, and every setting that differs
 // from the default is handed to the plugin, because the kubelet runs it
-// with the kubelet's environment, not the admin's.
-func OptionsFor(cfg creds.Config, mode Mode, cacheDir string) ConfigOptions {
+// with the kubelet's environment, not the admin's. Paths are made
+// absolute, since the kubelet runs the plugin from its own folder. A token
+// given as CHAINGUARD_IDENTITY_TOKEN's value is refused: the config is for
+// every node, and it would carry a secret that expires within the hour.
+func OptionsFor(cfg creds.Config, mode Mode, cacheDir string) (ConfigOptions, error) {
 	o := ConfigOptions{Mode: mode, MatchImages: cfg.Registries}
+	if creds.LooksLikeJWT(cfg.IdentityToken) {
+		return o, fmt.Errorf("CHAINGUARD_IDENTITY_TOKEN holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; set it to the path of the token file on the node, or unset it to use %s", creds.DefaultTokenPath)
+	}
+	var err error
+	abs := func(p string) string {
+		if p == "" || err != nil {
+			return p
+		}
+		var a string
+		a, err = filepath.Abs(p)
+		return a
+	}
 	add := func(name, value, def string) {
 		if value != "" && value != def {
 			o.Env = append(o.Env, EnvVar{name, value})
 		}
 	}
 	add("CHAINGUARD_IDENTITY", cfg.Identity, "")
-	add("CHAINGUARD_IDENTITY_TOKEN", cfg.IdentityToken, "")
+	add("CHAINGUARD_IDENTITY_TOKEN", abs(cfg.IdentityToken), "")
 	add("CHAINGUARD_ISSUER", cfg.Issuer, exchange.DefaultIssuer)
 	add("CHAINGUARD_AUDIENCE", cfg.Audience, creds.DefaultAudience)
 	add("CHAINGUARD_REGISTRY", strings.Join(cfg.Registries, ","), creds.DefaultRegistry)
-	add("CHAINGUARD_CACHE_DIR", cacheDir, "")
-	return o
+	add("CHAINGUARD_CACHE_DIR", abs(cacheDir), "")
+	return o, err
 }
 
 // WriteConfig writes a CredentialProviderConfig (kubelet.config.k8s.io/v1),

@@ -77,3 +77,23 @@ func TestConfigureBadArgs(t *testing.T) {
 		assert.NotEmpty(t, errb.String(), "the reason is on stderr")
 	}
 }
+
+func TestConfigureRefusesATokenAndAbsolutisesPaths(t *testing.T) {
+	cfg, err := creds.LoadConfig(func(string) string { return "" })
+	require.NoError(t, err)
+	cfg.IdentityToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+	var out, errb bytes.Buffer
+	assert.Equal(t, 1, RunConfigure(nil, cfg, func(string) string { return "" }, &out, &errb))
+	assert.Empty(t, out.String(), "no config carrying a secret")
+	assert.Contains(t, errb.String(), "path of the token file")
+	assert.NotContains(t, errb.String(), cfg.IdentityToken)
+
+	cfg.IdentityToken = "tokens/node-token"
+	out.Reset()
+	env := func(k string) string { return map[string]string{"CHAINGUARD_CACHE_DIR": "cache"}[k] }
+	require.Equal(t, 0, RunConfigure(nil, cfg, env, &out, &errb))
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), quote(filepath.Join(wd, "tokens/node-token")), "the kubelet runs the plugin from its own folder")
+	assert.Contains(t, out.String(), quote(filepath.Join(wd, "cache")))
+}

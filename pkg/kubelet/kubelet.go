@@ -107,10 +107,11 @@ func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer, no
 // node's ambient token.
 func token(ctx context.Context, h *creds.Helper, req Request, now func() time.Time) (tok exchange.Token, err error) {
 	identity := h.Identity()
+	fromAnnotation := false
 	var amb creds.AmbientToken
 	if req.ServiceAccountToken != "" {
 		if id := strings.TrimSpace(req.ServiceAccountAnnotations[IdentityAnnotation]); id != "" {
-			identity = id
+			identity, fromAnnotation = id, true
 		}
 		amb, err = creds.ParseAmbientToken(req.ServiceAccountToken, "the pod's service-account token")
 		if err == nil {
@@ -122,7 +123,12 @@ func token(ctx context.Context, h *creds.Helper, req Request, now func() time.Ti
 	if err != nil {
 		return tok, err
 	}
-	return h.Token(ctx, amb, identity)
+	tok, err = h.Token(ctx, amb, identity)
+	if err != nil && fromAnnotation {
+		// Say where the identity came from: the fix is the annotation.
+		err = fmt.Errorf("identity %s from the service account's %s annotation: %w", identity, IdentityAnnotation, err)
+	}
+	return tok, err
 }
 
 func readRequest(in io.Reader) (Request, error) {

@@ -131,6 +131,14 @@ func TestServiceAccountMode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, w.sb.STS.Exchanges())
 
+	// An annotation naming an identity the account may not assume: the
+	// error says the annotation is where to look.
+	_, err = w.serve(t, saRequest("a", "identity-b"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, creds.ErrIdentityRejected)
+	assert.Contains(t, err.Error(), "identity identity-b from the service account's credentials.chainguard.dev/identity annotation")
+	assert.NotContains(t, err.Error(), "set CHAINGUARD_IDENTITY", "the annotation, not the variable, chose the identity")
+
 	// Without the annotation, CHAINGUARD_IDENTITY applies.
 	plain := strings.Replace(saRequest("a", ""), `"credentials.chainguard.dev/identity": ""`, `"other": "x"`, 1)
 	out, err = w.serve(t, plain)
