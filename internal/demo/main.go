@@ -7,11 +7,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,7 +22,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
@@ -185,31 +184,7 @@ func mustRegistry(ref string) name.Registry {
 
 // pull fetches the manifest and every layer, and returns the digest.
 func pull(ref string, auth authn.Authenticator) (string, error) {
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		return "", err
-	}
-	img, err := remote.Image(r, remote.WithAuth(auth))
-	if err != nil {
-		return "", err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return "", err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	d, err := img.Digest()
-	return d.String(), err
+	return sandbox.Pull(context.Background(), ref, auth)
 }
 
 func printClaims(raw string) error {

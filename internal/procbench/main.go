@@ -22,47 +22,16 @@ import (
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
 )
 
-// The baselines: the least a credential helper can do (read a small file,
-// print it); the same linking net/http; and the same with an HTTPS client
-// call and a golang-jwt parse linked in but not run, which is the floor for
-// any helper that can exchange a token and read its expiry.
-const (
-	baselineSrc = `package main
+// baseline is the least a credential helper can do: read a small file and
+// print it. The variants link more without running it: net/http alone;
+// and an HTTPS client call plus a golang-jwt parse, the floor for any
+// helper that can exchange a token and read its expiry.
+func baseline(imports, unreached string) string {
+	return `package main
 
 import (
 	"os"
-)
-
-func main() {
-	b, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		os.Exit(1)
-	}
-	os.Stdout.Write(b)
-}
-`
-	netHTTPSrc = `package main
-
-import (
-	_ "net/http"
-	"os"
-)
-
-func main() {
-	b, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		os.Exit(1)
-	}
-	os.Stdout.Write(b)
-}
-`
-	httpsJWTSrc = `package main
-
-import (
-	"net/http"
-	"os"
-
-	"github.com/golang-jwt/jwt/v5"
+` + imports + `
 )
 
 func main() {
@@ -71,13 +40,20 @@ func main() {
 		os.Exit(1)
 	}
 	if len(os.Args) > 2 { // never at run time; only so the linker keeps the code
-		http.Post(os.Args[2], "", nil)
-		var c jwt.RegisteredClaims
-		jwt.NewParser().ParseUnverified(os.Args[2], &c)
+` + unreached + `
 	}
 	os.Stdout.Write(b)
 }
 `
+}
+
+var (
+	baselineSrc = baseline("", "")
+	netHTTPSrc  = baseline(`	_ "net/http"`, "")
+	httpsJWTSrc = baseline(`	"net/http"
+	"github.com/golang-jwt/jwt/v5"`, `		http.Post(os.Args[2], "", nil)
+		var c jwt.RegisteredClaims
+		jwt.NewParser().ParseUnverified(os.Args[2], &c)`)
 )
 
 func main() {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -169,4 +171,34 @@ func resourceOf(path string) resource {
 		return resource{}
 	}
 	return resource{"repository", rest[:end]}
+}
+
+// Pull fetches ref's manifest and every layer with auth, as a client pulling
+// the image would, and returns the image's digest.
+func Pull(ctx context.Context, ref string, auth authn.Authenticator) (string, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	img, err := remote.Image(r, remote.WithAuth(auth), remote.WithContext(ctx))
+	if err != nil {
+		return "", err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return "", err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	d, err := img.Digest()
+	return d.String(), err
 }

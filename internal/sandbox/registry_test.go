@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,33 +23,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pull pulls repo:tag from the sandbox registry with go-containerregistry,
-// reading every layer, and returns the image digest.
+// pull pulls repo:latest from the sandbox registry, reading every layer,
+// and returns the image digest.
 func pull(t *testing.T, sb *Sandbox, repo string, auth authn.Authenticator) (string, error) {
 	t.Helper()
-	ref, err := name.ParseReference(sb.Registry.Host() + "/" + repo + ":latest")
-	require.NoError(t, err)
-	img, err := remote.Image(ref, remote.WithAuth(auth), remote.WithContext(t.Context()))
-	if err != nil {
-		return "", err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return "", err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	d, err := img.Digest()
-	return d.String(), err
+	return Pull(t.Context(), sb.Registry.Host()+"/"+repo+":latest", auth)
 }
 
 func tokenAuth(password string) authn.Authenticator {
