@@ -28,27 +28,29 @@ func main() {
 		switch os.Args[1] {
 		case "kubelet":
 			h, err := newHelper()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
-				os.Exit(1)
-			}
+			exitOn(err)
 			os.Exit(kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr))
 		case "configure-kubelet":
 			cfg, err := creds.LoadConfig(os.Getenv)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
-				os.Exit(1)
-			}
+			exitOn(err)
 			os.Exit(kubelet.RunConfigure(os.Args[2:], cfg, os.Getenv, os.Stdout, os.Stderr))
 		}
 	}
-	h, err := newHelper()
-	if err != nil {
+	if h, err := newHelper(); err == nil {
+		credentials.Serve(h)
+	} else {
 		// Answer every request with the configuration error, so that
 		// version and help still work.
 		credentials.Serve(broken{err})
 	}
-	credentials.Serve(h)
+}
+
+// exitOn ends one of our own subcommands on err, with the reason on stderr.
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
+		os.Exit(1)
+	}
 }
 
 func newHelper() (*creds.Helper, error) {

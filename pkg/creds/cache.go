@@ -38,10 +38,13 @@ type cacheEntry struct {
 // openCache prepares dir (0700, owned by us) for use. An error means the
 // cache cannot be used; the caller carries on without it.
 func openCache(dir string, logf func(string, ...any)) (*cache, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
+	// One stat on the hot path; the folder is made only the first time.
 	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			fi, err = os.Lstat(dir)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
@@ -69,6 +70,8 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 			fmt.Fprintf(os.Stderr, appName+": "+format+"\n", args...)
 		}
 	}
+	// "https://x" and "https://x/" are one STS, and one cache key.
+	h.cfg.Issuer = strings.TrimRight(h.cfg.Issuer, "/")
 	if h.cfg.Timeout <= 0 {
 		h.cfg.Timeout = DefaultTimeout
 	}
@@ -122,12 +125,30 @@ func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
 	if err != nil {
 		return AmbientToken{}, err
 	}
+	return h.checked(amb)
+}
+
+// AmbientFrom parses and checks an ambient token the caller already has,
+// such as the pod's service-account token the kubelet passes. source names
+// it in messages.
+func (h *Helper) AmbientFrom(raw, source string) (AmbientToken, error) {
+	amb, err := ParseAmbientToken(raw, source)
+	if err != nil {
+		return AmbientToken{}, err
+	}
+	return h.checked(amb)
+}
+
+func (h *Helper) checked(amb AmbientToken) (AmbientToken, error) {
 	if err := amb.Check(h.now()); err != nil {
 		return AmbientToken{}, err
 	}
 	h.logf("ambient %s", amb)
 	return amb, nil
 }
+
+// Now is the helper's clock, so callers judge expiry by the same time.
+func (h *Helper) Now() time.Time { return h.now() }
 
 // Token returns a registry token for identity, exchanging amb for it
 // unless the cache has one with more than Margin of life left. Concurrent
@@ -137,7 +158,7 @@ func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (
 	c := h.openCache()
 	if c != nil {
 		if tok, ok := c.load(key, h.now()); ok {
-			h.logf("cache hit: token valid until %s", tok.Expiry.UTC().Format(time.RFC3339))
+			h.logf("cache hit: token valid until %s", tok.Expiry) // formatted only when logging
 			return tok, nil
 		}
 		unlock, err := c.lock(ctx, key)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 )
@@ -17,7 +16,7 @@ import (
 func RunPlugin(h *creds.Helper, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), creds.DefaultTimeout)
 	defer cancel()
-	if err := Serve(ctx, h, stdin, stdout, time.Now); err != nil {
+	if err := Serve(ctx, h, stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", ProviderName, err)
 		return 1
 	}

@@ -59,14 +59,12 @@ func OptionsFor(cfg creds.Config, mode Mode, cacheDir string) (ConfigOptions, er
 	if creds.LooksLikeJWT(cfg.IdentityToken) {
 		return o, fmt.Errorf("CHAINGUARD_IDENTITY_TOKEN holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; set it to the path of the token file on the node, or unset it to use %s", creds.DefaultTokenPath)
 	}
-	var err error
-	abs := func(p string) string {
-		if p == "" || err != nil {
-			return p
-		}
-		var a string
-		a, err = filepath.Abs(p)
-		return a
+	tokenPath, err := absolute(cfg.IdentityToken)
+	if err != nil {
+		return o, err
+	}
+	if cacheDir, err = absolute(cacheDir); err != nil {
+		return o, err
 	}
 	add := func(name, value, def string) {
 		if value != "" && value != def {
@@ -74,12 +72,20 @@ func OptionsFor(cfg creds.Config, mode Mode, cacheDir string) (ConfigOptions, er
 		}
 	}
 	add("CHAINGUARD_IDENTITY", cfg.Identity, "")
-	add("CHAINGUARD_IDENTITY_TOKEN", abs(cfg.IdentityToken), "")
+	add("CHAINGUARD_IDENTITY_TOKEN", tokenPath, "")
 	add("CHAINGUARD_ISSUER", cfg.Issuer, exchange.DefaultIssuer)
 	add("CHAINGUARD_AUDIENCE", cfg.Audience, creds.DefaultAudience)
 	add("CHAINGUARD_REGISTRY", strings.Join(cfg.Registries, ","), creds.DefaultRegistry)
-	add("CHAINGUARD_CACHE_DIR", abs(cacheDir), "")
-	return o, err
+	add("CHAINGUARD_CACHE_DIR", cacheDir, "")
+	return o, nil
+}
+
+// absolute makes a non-empty path absolute.
+func absolute(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
 }
 
 // WriteConfig writes a CredentialProviderConfig (kubelet.config.k8s.io/v1),

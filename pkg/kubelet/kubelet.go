@@ -71,8 +71,7 @@ type Duration struct{ time.Duration }
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
 // Serve answers one request read from in, writing the response to out.
-// now is the clock the cache duration is computed against.
-func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer, now func() time.Time) error {
+func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) error {
 	req, err := readRequest(in)
 	if err != nil {
 		return err
@@ -85,13 +84,13 @@ func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer, no
 	}
 	registry := registryOf(req.Image)
 	if h.Serves(registry) {
-		tok, err := token(ctx, h, req, now)
+		tok, err := token(ctx, h, req)
 		if err != nil {
 			return err
 		}
 		// The kubelet must drop the credentials before the margin the
 		// helper itself keeps, never after the token expires.
-		resp.CacheDuration = &Duration{max(0, tok.Expiry.Sub(now())-creds.Margin).Truncate(time.Second)}
+		resp.CacheDuration = &Duration{max(0, tok.Expiry.Sub(h.Now())-creds.Margin).Truncate(time.Second)}
 		resp.Auth[registry] = AuthConfig{Username: creds.Username, Password: tok.Raw}
 	}
 	b, err := json.Marshal(resp)
@@ -105,7 +104,7 @@ func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer, no
 // token picks the ambient token and identity for the request's mode: the
 // pod's own service-account token when the kubelet sent one, else the
 // node's ambient token.
-func token(ctx context.Context, h *creds.Helper, req Request, now func() time.Time) (tok exchange.Token, err error) {
+func token(ctx context.Context, h *creds.Helper, req Request) (tok exchange.Token, err error) {
 	identity := h.Identity()
 	fromAnnotation := false
 	var amb creds.AmbientToken
@@ -113,10 +112,7 @@ func token(ctx context.Context, h *creds.Helper, req Request, now func() time.Ti
 		if id := strings.TrimSpace(req.ServiceAccountAnnotations[IdentityAnnotation]); id != "" {
 			identity, fromAnnotation = id, true
 		}
-		amb, err = creds.ParseAmbientToken(req.ServiceAccountToken, "the pod's service-account token")
-		if err == nil {
-			err = amb.Check(now())
-		}
+		amb, err = h.AmbientFrom(req.ServiceAccountToken, "the pod's service-account token")
 	} else {
 		amb, err = h.Ambient(ctx)
 	}

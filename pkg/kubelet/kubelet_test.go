@@ -50,7 +50,7 @@ func (w *world) serve(t *testing.T, request string) (string, error) {
 	h, err := creds.New(w.cfg)
 	require.NoError(t, err)
 	var out bytes.Buffer
-	err = Serve(context.Background(), h, strings.NewReader(request), &out, time.Now)
+	err = Serve(context.Background(), h, strings.NewReader(request), &out)
 	return out.String(), err
 }
 
