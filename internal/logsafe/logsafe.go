@@ -1,0 +1,58 @@
+// Package logsafe makes text that came from outside (a request, a server, a
+// setting) safe to put in a one-line message: quoted, escaped and capped, so
+// it can neither forge a log line nor flood one.
+package logsafe
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultLimit is the cap most callers want: enough for a host name, an image
+// reference or an identity id, far less than a page.
+const DefaultLimit = 128
+
+// Quote returns s as a Go-quoted string, at most limit runes of it. Control
+// characters, line breaks, invalid UTF-8 and invisible format characters
+// (bidi overrides among them) are escaped, so the result is always one line
+// of printable text. A longer s is cut and says how long it was.
+func Quote(s string, limit int) string {
+	if limit < 1 {
+		limit = 1
+	}
+	if utf8.RuneCountInString(s) <= limit {
+		return strconv.Quote(s)
+	}
+	n := 0
+	cut := s
+	for i := range s {
+		if n == limit {
+			cut = s[:i]
+			break
+		}
+		n++
+	}
+	return strconv.Quote(cut) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Shape describes a value that may be a secret without showing any of it:
+// its length, how many dot-separated parts it has, and whether it starts like
+// a JWT. It is what a message says about a setting that may hold a token.
+func Shape(s string) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(len(s)))
+	b.WriteString(" bytes, ")
+	b.WriteString(strconv.Itoa(strings.Count(s, ".") + 1))
+	b.WriteString(" dot-separated parts")
+	switch t := strings.TrimSpace(s); {
+	case strings.HasPrefix(t, "eyJ"):
+		b.WriteString(", starts like a JWT")
+	case strings.Contains(t, "eyJ"):
+		b.WriteString(", holds something that starts like a JWT after other text")
+	}
+	if strings.TrimSpace(s) != s {
+		b.WriteString(", surrounding white space")
+	}
+	return b.String()
+}

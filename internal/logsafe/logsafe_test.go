@@ -1,0 +1,38 @@
+package logsafe
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestQuoteIsOneCappedLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"cgr.dev", `"cgr.dev"`},
+		{"a\nb", `"a\nb"`},
+		{"a\r\nforged: line", `"a\r\nforged: line"`},
+		{"\x1b[31mred", `"\x1b[31mred"`},
+		{"rtl\u202eevil", `"rtl\u202eevil"`},
+		{"bad\xffutf8", `"bad\xffutf8"`},
+	} {
+		assert.Equal(t, tc.want, Quote(tc.in, DefaultLimit), "input %q", tc.in)
+	}
+	long := strings.Repeat("x", 10000)
+	q := Quote(long, 16)
+	assert.Equal(t, `"`+strings.Repeat("x", 16)+`"… (10000 bytes)`, q)
+	assert.NotContains(t, Quote(strings.Repeat("\n", 500), 8), "\n")
+}
+
+func TestShapeShowsNoContent(t *testing.T) {
+	secret := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+	for _, v := range []string{secret, `"` + secret + `"`, "Bearer " + secret, " " + secret + "\n", secret + "x"} {
+		s := Shape(v)
+		for _, part := range strings.Split(secret, ".") {
+			assert.NotContains(t, s, part[3:])
+		}
+	}
+	assert.Equal(t, "61 bytes, 3 dot-separated parts, starts like a JWT", Shape(secret))
+	assert.Contains(t, Shape("Bearer "+secret), "after other text")
+	assert.Contains(t, Shape(" "+secret), "surrounding white space")
+}
