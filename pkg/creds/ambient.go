@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // maxTokenSize caps what is read from a token file or endpoint: a JWT is a
@@ -47,13 +49,17 @@ func (t AmbientToken) String() string {
 func (t AmbientToken) GoString() string { return "creds.AmbientToken{" + t.String() + "}" }
 
 // ParseAmbientToken reads the claims of a JWT without verifying it. source
-// names where it came from, for error messages.
+// names where it came from, for error messages. Surrounding white space (a
+// file's trailing newline) is ignored; any other wrapping is an error that
+// describes the value's shape and never shows it.
 func ParseAmbientToken(raw, source string) (AmbientToken, error) {
 	raw = strings.TrimSpace(raw)
 	var claims jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
-		// The parser's message never quotes the token.
-		return AmbientToken{}, fmt.Errorf("%w: the token from %s is not a JWT (%v); it must be an OIDC ID token", ErrBadAmbientToken, source, err)
+		// The parser's own messages can quote pieces of the input, so only
+		// the shape is reported.
+		return AmbientToken{}, fmt.Errorf("%w: the token from %s is not a JWT (%s); it must be an OIDC ID token, with nothing around it but white space",
+			ErrBadAmbientToken, source, logsafe.Shape(raw))
 	}
 	t := AmbientToken{raw: raw, Source: source, Issuer: claims.Issuer, Subject: claims.Subject, Audience: claims.Audience}
 	if claims.ExpiresAt != nil {
@@ -91,23 +97,41 @@ func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (Amb
 		if LooksLikeJWT(v) {
 			return ParseAmbientToken(v, "CHAINGUARD_IDENTITY_TOKEN")
 		}
-		return readTokenFile(v, "CHAINGUARD_IDENTITY_TOKEN file "+v)
+		return readIdentityTokenFile(v)
 	}
 	var looked []string
 	looked = append(looked, "CHAINGUARD_IDENTITY_TOKEN (unset)")
 	if cfg.TokenPath != "" {
-		if _, err := os.Stat(cfg.TokenPath); err == nil {
+		if _, err := os.Lstat(cfg.TokenPath); err == nil {
 			return readTokenFile(cfg.TokenPath, cfg.TokenPath)
 		}
-		looked = append(looked, cfg.TokenPath+" (no such file)")
+		looked = append(looked, logsafe.Quote(cfg.TokenPath, pathLimit)+" (no such file)")
 	}
-	if cfg.ActionsURL != "" && cfg.ActionsToken != "" {
+	if usesActions(cfg) {
 		return githubActionsToken(ctx, cfg.ActionsURL, cfg.ActionsToken, client)
 	}
 	looked = append(looked, "GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN unset; the job needs permissions: id-token: write)")
 	return AmbientToken{}, fmt.Errorf("%w: looked at %s; set CHAINGUARD_IDENTITY_TOKEN to a token or a token file, or project a service-account token with audience %s to %s",
 		ErrNoAmbientToken, strings.Join(looked, ", "), EnforceAudience, DefaultTokenPath)
 }
+
+// usesActions reports whether FindAmbientToken would ask GitHub Actions for
+// the token, judged without the network: no explicit token, no projected
+// token file, and the Actions variables set.
+func usesActions(cfg Config) bool {
+	if strings.TrimSpace(cfg.IdentityToken) != "" || cfg.ActionsURL == "" || cfg.ActionsToken == "" {
+		return false
+	}
+	if cfg.TokenPath != "" {
+		if _, err := os.Lstat(cfg.TokenPath); err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// pathLimit caps a path shown in a message.
+const pathLimit = 256
 
 // LooksLikeJWT tells a JWT from a path, as CHAINGUARD_IDENTITY_TOKEN may be
 // either: a JWT's header is base64url JSON, so it starts "eyJ" and has
@@ -116,14 +140,46 @@ func LooksLikeJWT(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
 }
 
+// readIdentityTokenFile reads CHAINGUARD_IDENTITY_TOKEN's value as a path.
+// The value is what the user typed, and may be a token with something
+// around it (quotes, "Bearer "): messages then describe it by shape only.
+func readIdentityTokenFile(v string) (AmbientToken, error) {
+	const setting = "CHAINGUARD_IDENTITY_TOKEN"
+	shown := describeValue(v)
+	if _, err := os.Lstat(v); err == nil {
+		// Something exists there, so it is a path, not a pasted secret.
+		shown = logsafe.Quote(v, pathLimit)
+	}
+	tok, err := readTokenFile(v, setting+" file "+shown)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return tok, err
+	}
+	hint := "set it to the token itself or to the path of a file holding it (surrounding white space is ignored)"
+	if strings.Contains(v, "eyJ") {
+		hint = "it holds something like a token with other text around it (quotes, a prefix such as \"Bearer \", a stray character); " +
+			"set it to the bare token, or to the path of a file holding it (surrounding white space is ignored)"
+	}
+	return AmbientToken{}, fmt.Errorf("%w: %s is not a JWT, and as a path it does not exist: %s; %s", ErrBadAmbientToken, setting, shown, hint)
+}
+
+// readTokenFile reads a token file. Links are followed (the kubelet's
+// projected tokens are symlinks into a ..data folder), but only a regular
+// file is opened, without blocking: a FIFO, socket or device fails at once.
+// source names the file in messages.
 func readTokenFile(path, source string) (AmbientToken, error) {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path, true)
 	if err != nil {
-		hint := "check the path and its permissions"
-		if errors.Is(err, fs.ErrNotExist) {
-			hint = "the file does not exist; check the path, or set CHAINGUARD_IDENTITY_TOKEN to the token itself"
+		var nr *notRegularError
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &nr):
+			return AmbientToken{}, fmt.Errorf("%w: %s is %s, not a regular file; point it at the token file itself", ErrBadAmbientToken, source, kindOf(nr.mode))
+		case errors.Is(err, fs.ErrNotExist):
+			return AmbientToken{}, fmt.Errorf("%w: %s does not exist; check the path: %w", ErrBadAmbientToken, source, fs.ErrNotExist)
+		case errors.As(err, &pe):
+			err = pe.Err // its text repeats the path unquoted
 		}
-		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v; %s", ErrBadAmbientToken, source, errors.Unwrap(err), hint)
+		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v; check the path and its permissions", ErrBadAmbientToken, source, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenSize+1))
@@ -144,21 +200,22 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 func githubActionsToken(ctx context.Context, requestURL, requestToken string, client *http.Client) (AmbientToken, error) {
 	const source = "GitHub Actions OIDC"
 	u, err := url.Parse(requestURL)
-	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: %v", ErrBadAmbientToken, err)
+	if err != nil || u.Host == "" {
+		// url.Parse's error quotes the whole value, user info included.
+		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL (value not shown: %s)", ErrBadAmbientToken, logsafe.Shape(requestURL))
 	}
 	q := u.Query()
 	q.Set("audience", EnforceAudience)
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: %s: %v", ErrBadAmbientToken, source, err)
+		return AmbientToken{}, fmt.Errorf("%w: %s: cannot build the token request for host %s", ErrBadAmbientToken, source, logsafe.Quote(u.Host, pathLimit))
 	}
 	req.Header.Set("Authorization", "Bearer "+requestToken)
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %v", ErrNoAmbientToken, u.Host, errors.Unwrap(err))
+		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %v", ErrNoAmbientToken, logsafe.Quote(u.Host, pathLimit), errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenSize))

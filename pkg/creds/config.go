@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
@@ -94,13 +96,14 @@ func ConfigPath(getenv func(string) string) string {
 
 // LoadConfig resolves the configuration: environment variables (read with
 // getenv, usually os.Getenv) over the config file over defaults. A missing
-// config file is fine; an unreadable or malformed one is an error that
-// names it, as is a malformed boolean.
+// config file is fine; an unreadable, untrusted or malformed one is an error
+// that names it, as is a malformed setting. No error quotes a value that
+// could hold a secret.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		Issuer:     exchange.DefaultIssuer,
 		Audience:   DefaultAudience,
-		Registries: parseRegistries(DefaultRegistry),
+		Registries: strings.Split(DefaultRegistry, ","),
 		TokenPath:  DefaultTokenPath,
 		Timeout:    DefaultTimeout,
 	}
@@ -115,7 +118,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if err != nil {
 			return Config{}, err
 		}
-		fc.apply(&cfg)
+		if err := fc.apply(&cfg); err != nil {
+			return Config{}, fmt.Errorf("the config file %s: %w", path, err)
+		}
 	}
 
 	set := func(dst *string, name string) {
@@ -131,10 +136,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	set(&cfg.ActionsURL, "ACTIONS_ID_TOKEN_REQUEST_URL")
 	set(&cfg.ActionsToken, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 	if v := getenv("CHAINGUARD_REGISTRY"); v != "" {
-		cfg.Registries = parseRegistries(v)
-		if len(cfg.Registries) == 0 {
-			return Config{}, fmt.Errorf("CHAINGUARD_REGISTRY=%q names no registry host; set it to a comma-separated list such as cgr.dev,registry.example.com:5000", v)
+		regs, err := parseRegistries(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CHAINGUARD_REGISTRY: %w", err)
 		}
+		if len(regs) == 0 {
+			return Config{}, errors.New("CHAINGUARD_REGISTRY names no registry host; set it to a comma-separated list such as cgr.dev,registry.example.com:5000, or unset it for cgr.dev")
+		}
+		cfg.Registries = regs
 	}
 	for _, b := range []struct {
 		dst  *bool
@@ -143,7 +152,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if v := getenv(b.name); v != "" {
 			on, err := strconv.ParseBool(v)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s=%q is not a boolean; set it to true or false", b.name, v)
+				return Config{}, fmt.Errorf("%s=%s is not a boolean; set it to true or false", b.name, describeValue(v))
 			}
 			*b.dst = on
 		}
@@ -151,22 +160,64 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// maxConfigSize caps the config file; a real one is a few hundred bytes.
+const maxConfigSize = 64 << 10
+
+// readFileConfig reads the helper's config file, which must be a regular
+// file that only this user or root could have written (it names the STS
+// the ambient token is sent to). It is opened without blocking, so a FIFO or
+// device planted there fails at once.
 func readFileConfig(path string) (fileConfig, error) {
 	var fc fileConfig
-	b, err := os.ReadFile(path)
+	f, fi, err := openRegular(path, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fc, nil
 	}
 	if err != nil {
-		return fc, fmt.Errorf("cannot read the config file %s: %w; fix its permissions or remove it", path, err)
+		return fc, fmt.Errorf("cannot use the config file: %w; replace it with a regular file (configure-docker writes one) or remove it", pathErr(err))
+	}
+	defer f.Close()
+	if err := checkTrusted(path, fi); err != nil {
+		return fc, fmt.Errorf("refusing the config file: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return fc, fmt.Errorf("cannot read the config file %s: %w", path, pathErr(err))
+	}
+	if len(b) > maxConfigSize {
+		return fc, fmt.Errorf("the config file %s is larger than %d bytes, so it is not this helper's config; fix or remove it", path, maxConfigSize)
 	}
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return fc, fmt.Errorf("the config file %s is not valid JSON (%v); fix or remove it, or rewrite it with configure-docker", path, err)
+		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it, or rewrite it with configure-docker", path, jsonProblem(err))
 	}
 	return fc, nil
 }
 
-func (fc fileConfig) apply(cfg *Config) {
+// jsonProblem says what is wrong with a JSON document without quoting it:
+// the file may hold a token.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s must be a %s, not a JSON %s", logsafe.Quote(typ.Field, 64), typ.Type, typ.Value)
+	}
+	return "cannot be decoded"
+}
+
+// pathErr drops *fs.PathError's operation prefix but keeps the path and the
+// reason: "open /x: permission denied" reads as "/x: permission denied".
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+func (fc fileConfig) apply(cfg *Config) error {
 	if fc.Identity != "" {
 		cfg.Identity = fc.Identity
 	}
@@ -180,10 +231,17 @@ func (fc fileConfig) apply(cfg *Config) {
 		cfg.Audience = fc.Audience
 	}
 	if len(fc.Registries) > 0 {
-		cfg.Registries = parseRegistries(strings.Join(fc.Registries, ","))
+		regs, err := parseRegistries(fc.Registries...)
+		if err != nil {
+			return fmt.Errorf("registries: %w", err)
+		}
+		if len(regs) > 0 {
+			cfg.Registries = regs
+		}
 	}
 	if fc.CacheDir != "" {
 		cfg.CacheDir = fc.CacheDir
 	}
 	cfg.NoCache = cfg.NoCache || fc.NoCache
+	return nil
 }

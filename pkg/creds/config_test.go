@@ -80,3 +80,14 @@ func TestLoadConfigBadInput(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "CHAINGUARD_REGISTRY")
 }
+
+// writeConfigFile writes the helper's config file under xdg with mode perm.
+func writeConfigFile(t *testing.T, xdg, body string, perm os.FileMode) string {
+	t.Helper()
+	dir := filepath.Join(xdg, "docker-credential-cgr")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	path := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(path, []byte(body), perm))
+	require.NoError(t, os.Chmod(path, perm))
+	return path
+}

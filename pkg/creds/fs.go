@@ -1,6 +1,10 @@
 package creds
 
-import "io/fs"
+import (
+	"io/fs"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
+)
 
 // notRegularError says that a path the helper must read is not a plain file:
 // a FIFO, socket, device, folder or (when links are refused) a symlink.
@@ -10,7 +14,7 @@ type notRegularError struct {
 }
 
 func (e *notRegularError) Error() string {
-	return e.path + " is " + kindOf(e.mode) + ", not a regular file"
+	return logsafe.Quote(e.path, 256) + " is " + kindOf(e.mode) + ", not a regular file"
 }
 
 // kindOf names a file type for messages.

@@ -16,6 +16,23 @@ func ownedByMe(fi fs.FileInfo) bool {
 	return ok && int(st.Uid) == os.Geteuid()
 }
 
+// checkTrusted refuses a file that another user could have written: like
+// ssh with its config, the file must belong to the effective user or root
+// and must not be writable by group or others.
+func checkTrusted(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot tell who owns %s", path)
+	}
+	if uid := int(st.Uid); uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("%s belongs to user id %d, not to this user (id %d) or root, so anyone could have written it; chown it to this user, or remove it", path, uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s has mode %04o, writable by group or others; run chmod go-w %s", path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // noFollow makes opening a cache entry refuse a symlink planted in its place.
 const noFollow = syscall.O_NOFOLLOW
 

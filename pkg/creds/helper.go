@@ -7,12 +7,14 @@ package creds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
@@ -57,7 +59,6 @@ func WithVersion(v string) Option {
 func New(cfg Config, opts ...Option) (*Helper, error) {
 	h := &Helper{
 		cfg:       cfg,
-		regs:      registries(cfg.Registries),
 		client:    &http.Client{},
 		now:       time.Now,
 		logf:      func(string, ...any) {},
@@ -73,6 +74,14 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 	if h.cfg.Timeout <= 0 {
 		h.cfg.Timeout = DefaultTimeout
 	}
+	regs, err := parseRegistries(cfg.Registries...)
+	if err != nil {
+		return nil, err
+	}
+	if len(regs) == 0 {
+		return nil, errors.New("no registry to serve; set CHAINGUARD_REGISTRY, or unset it for cgr.dev")
+	}
+	h.regs = regs
 	for _, o := range opts {
 		o(h)
 	}
@@ -106,15 +115,33 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	if !h.Serves(serverURL) {
 		return "", "", errNotFound
 	}
-	amb, err := h.Ambient(ctx)
-	if err != nil {
-		return "", "", err
+	var tok exchange.Token
+	var err error
+	if usesActions(h.cfg) {
+		// Fetching an Actions token is a network call; the job's own request
+		// token keys the cache instead, so a hit needs none (see actionsKey).
+		tok, err = h.token(ctx, h.actionsKey(h.cfg.Identity), h.cfg.Identity, h.Ambient)
+	} else {
+		var amb AmbientToken
+		if amb, err = h.Ambient(ctx); err == nil {
+			tok, err = h.Token(ctx, amb, h.cfg.Identity)
+		}
 	}
-	tok, err := h.Token(ctx, amb, h.cfg.Identity)
 	if err != nil {
 		return "", "", err
 	}
 	return Username, tok.Raw, nil
+}
+
+// actionsKey is the cache key inside a GitHub Actions job. The request
+// token the runner gives each job (ACTIONS_ID_TOKEN_REQUEST_TOKEN, with the
+// request URL that names the job) is secret and unique to the job, and every
+// OIDC token the job can get has the same subject, so an entry written under
+// it was exchanged for this job's own identity; another job, even on the same
+// self-hosted runner and user, has another request token and so another key.
+// Only a hash of it is ever written (the file name).
+func (h *Helper) actionsKey(identity string) string {
+	return cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, "github-actions", h.cfg.ActionsURL, h.cfg.ActionsToken)
 }
 
 // Ambient finds the ambient token and checks it is fit to exchange.
@@ -153,6 +180,12 @@ func (h *Helper) Now() time.Time { return h.now() }
 // callers, in this process or others, share one exchange.
 func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
 	key := cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, amb.Issuer, amb.Subject)
+	return h.token(ctx, key, identity, func(context.Context) (AmbientToken, error) { return amb, nil })
+}
+
+// token is Token for a key known before the ambient token: ambient is
+// called only when the cache has no entry, after the lock is taken.
+func (h *Helper) token(ctx context.Context, key, identity string, ambient func(context.Context) (AmbientToken, error)) (exchange.Token, error) {
 	c := h.openCache()
 	if c != nil {
 		if tok, ok := c.load(key, h.now()); ok {
@@ -174,7 +207,11 @@ func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (
 		}
 	}
 
-	h.logf("exchanging at %s for identity %q, audience %q", h.cfg.Issuer, identity, h.cfg.Audience)
+	amb, err := ambient(ctx)
+	if err != nil {
+		return exchange.Token{}, err
+	}
+	h.logf("exchanging at %s for identity %s, audience %s", h.cfg.Issuer, logsafe.Quote(identity, logsafe.DefaultLimit), logsafe.Quote(h.cfg.Audience, logsafe.DefaultLimit))
 	tok, err := h.exchanger.Exchange(ctx, amb.Raw(), exchange.Request{
 		Audience: []string{h.cfg.Audience},
 		Identity: identity,
