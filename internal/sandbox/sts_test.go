@@ -294,7 +294,10 @@ func TestFaultDelayEndsWithClientOrClose(t *testing.T) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sts.URL()+"/sts/exchange", nil)
 	require.NoError(t, err)
-	_, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
 	require.Error(t, err)
 
 	// Close cuts short a pending delay instead of waiting a minute.
