@@ -55,11 +55,13 @@ lint:
 lint-kubelet:
 	@$(LINT_PATH); cd test/kubelet && $(GOLANGCI_LINT) run ./...
 
-## fuzz: a short, count-bounded run of every fuzz target (seed corpora live in testdata/fuzz)
+## fuzz: a short, count-bounded run of every fuzz target (seed corpora live in testdata/fuzz).
+## CI runs it as is; for a long local run: make fuzz FUZZTIME=1000000x
+FUZZTIME ?= 20000x
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzNormalizeHost -fuzztime=200000x ./pkg/creds/
-	$(GO) test -run='^$$' -fuzz=FuzzParseResponse -fuzztime=200000x ./pkg/exchange/
-	$(GO) test -run='^$$' -fuzz=FuzzParseError -fuzztime=200000x ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz=FuzzNormalizeHost -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz=FuzzParseResponse -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz=FuzzParseError -fuzztime=$(FUZZTIME) ./pkg/exchange/
 
 ## bench: Go benchmarks plus whole-process timings; numbers go in docs/benchmarks.md
 bench: build
