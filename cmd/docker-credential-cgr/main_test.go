@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "removing the built binary:", err)
+	}
 	os.Exit(code)
 }
 
@@ -158,17 +160,33 @@ func TestGetServerURLVariants(t *testing.T) {
 
 func TestGetOtherRegistryIsNotFound(t *testing.T) {
 	w := newWorld(t)
+	// notFound checks the protocol's not-found answer without printing
+	// stdout when it is not: a wrong answer may hold a token.
+	notFound := func(serverURL string) {
+		t.Helper()
+		r := w.run(serverURL, "get")
+		if r.code != 1 || r.stdout != "credentials not found in native keychain\n" {
+			t.Errorf("get %s: exit %d and %d bytes of stdout (not shown), want exit 1 and the not-found answer", serverURL, r.code, len(r.stdout))
+		}
+	}
 	for _, u := range []string{"index.docker.io", "https://index.docker.io/v1/", "cgr.dev"} {
-		r := w.run(u, "get")
-		assert.Equal(t, 1, r.code)
-		assert.Equal(t, "credentials not found in native keychain\n", r.stdout)
+		notFound(u)
 	}
 	assert.Equal(t, 0, w.sb.STS.Requests(), "no exchange for a registry we do not serve")
 
-	// With the default registries, cgr.dev and its subdomains are served.
+	// With the default registries, cgr.dev and its subdomains are served,
+	// and nothing else: no exchange for another registry or a look-alike
+	// host, and a registry token for cgr.dev and for a subdomain.
 	delete(w.env, "CHAINGUARD_REGISTRY")
-	r := w.run("ghcr.io", "get")
-	assert.Equal(t, "credentials not found in native keychain\n", r.stdout)
+	for _, u := range []string{"ghcr.io", "evilcgr.dev", "cgr.dev.example.com", "https://index.docker.io/v1/"} {
+		notFound(u)
+	}
+	assert.Equal(t, 0, w.sb.STS.Requests(), "no exchange for a registry outside the defaults")
+	// w.get requires exit 0, username _token and a secret the STS signed
+	// for audience cgr.dev.
+	w.get("cgr.dev")
+	w.get("https://eu.cgr.dev/")
+	assert.Positive(t, w.sb.STS.Exchanges(), "the served hosts were answered by an exchange")
 }
 
 func TestStoreEraseList(t *testing.T) {

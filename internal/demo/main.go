@@ -46,13 +46,17 @@ func run(helper string) error {
 		return err
 	}
 	if _, err := os.Stat(helper); err != nil {
-		return fmt.Errorf("%v; build it first with `make build`", err)
+		return fmt.Errorf("%w; build it first with `make build`", err)
 	}
 	work, err := os.MkdirTemp("", "cgr-demo-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: cleaning up:", err)
+		}
+	}()
 
 	step("starting the sandbox: cluster OIDC issuer, Chainguard-style STS, token-protected registry")
 	sb, err := sandbox.Start()
@@ -110,18 +114,20 @@ func run(helper string) error {
 		"CHAINGUARD_CACHE_DIR":      filepath.Join(work, "cache"),
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		os.Setenv(k, env[k])
+		if err := os.Setenv(k, env[k]); err != nil {
+			return err
+		}
 		if strings.HasPrefix(k, "CHAINGUARD_") {
 			fmt.Printf("    %s=%s\n", k, env[k])
 		}
 	}
 
 	step("control: an anonymous pull is refused")
-	if _, err := pull(ref, authn.Anonymous); err == nil {
+	_, err = pull(ref, authn.Anonymous)
+	if err == nil {
 		return errors.New("the registry let an anonymous client pull; the sandbox is not protecting it")
-	} else {
-		fmt.Printf("    refused: %s\n", firstLine(err))
 	}
+	fmt.Printf("    refused: %s\n", firstLine(err))
 
 	step("pull 1: go-containerregistry's DefaultKeychain runs docker-credential-cgr get")
 	if err := pullAndCheck(sb, ref, pushed, 1); err != nil {

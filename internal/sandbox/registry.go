@@ -194,7 +194,9 @@ func Pull(ctx context.Context, ref string, auth authn.Authenticator) (string, er
 			return "", err
 		}
 		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return "", err
 		}

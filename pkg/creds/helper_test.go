@@ -102,38 +102,63 @@ func TestHelperNotFound(t *testing.T) {
 }
 
 func TestHelperErrorKinds(t *testing.T) {
+	// Each setup returns the ambient token it put in use ("" when there is
+	// none); the message must hold neither that token nor its signature.
 	for _, tc := range []struct {
 		name  string
-		setup func(f *fixture)
+		setup func(f *fixture) (inUse string)
 		want  error
 	}{
-		{"rejected", func(f *fixture) { f.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "no"}) }, ErrIdentityRejected},
-		{"unknown identity", func(f *fixture) { f.cfg.Identity = "missing" }, ErrIdentityRejected},
-		{"unavailable", func(f *fixture) {
+		{"rejected", func(f *fixture) string {
+			f.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "no"})
+			return f.ambient
+		}, ErrIdentityRejected},
+		{"unknown identity", func(f *fixture) string { f.cfg.Identity = "missing"; return f.ambient }, ErrIdentityRejected},
+		{"unavailable", func(f *fixture) string {
 			for range 3 {
 				f.sb.STS.InjectFaults(sandbox.Fault{Status: 503})
 			}
+			return f.ambient
 		}, ErrSTSUnreachable},
-		{"unreachable", func(f *fixture) { f.cfg.Issuer = "http://127.0.0.1:1" }, ErrSTSUnreachable},
-		{"no token", func(f *fixture) { f.cfg.IdentityToken = "" }, ErrNoAmbientToken},
-		{"bad token file", func(f *fixture) { f.cfg.IdentityToken = "/does/not/exist" }, ErrBadAmbientToken},
-		{"expired", func(f *fixture) {
+		{"unreachable", func(f *fixture) string { f.cfg.Issuer = "http://127.0.0.1:1"; return f.ambient }, ErrSTSUnreachable},
+		{"no token", func(f *fixture) string { f.cfg.IdentityToken = ""; return "" }, ErrNoAmbientToken},
+		{"bad token file", func(f *fixture) string { f.cfg.IdentityToken = "/does/not/exist"; return "" }, ErrBadAmbientToken},
+		{"expired", func(f *fixture) string {
 			f.cfg.IdentityToken = mintAt(t, f.sb, time.Now().Add(-2*time.Hour))
+			return f.cfg.IdentityToken
 		}, ErrTokenExpired},
-		{"audience", func(f *fixture) {
+		{"audience", func(f *fixture) string {
 			tok, err := f.sb.Issuer.MintServiceAccountToken("ns", "sa", sandbox.WithAudience("sts.amazonaws.com"))
 			require.NoError(t, err)
 			f.cfg.IdentityToken = tok
+			return tok
 		}, ErrWrongAudience},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			tc.setup(f)
+			inUse := tc.setup(f)
 			_, _, err := f.helper(t).Get(f.host)
 			require.Error(t, err)
-			assert.ErrorIs(t, err, tc.want)
-			assert.False(t, strings.Contains(err.Error(), f.ambient), "no token in the message")
-			assert.NotContains(t, err.Error(), "\n", "one line")
+			msg := err.Error()
+
+			// Booleans only: a failing assert.NotContains (or ErrorIs, which
+			// prints the error) would print the token it found.
+			leaked := false
+			for _, secret := range []string{inUse, f.ambient} {
+				if secret == "" {
+					continue
+				}
+				sig := secret[strings.LastIndexByte(secret, '.')+1:]
+				if strings.Contains(msg, secret) || (sig != "" && strings.Contains(msg, sig)) {
+					leaked = true
+				}
+			}
+			assert.False(t, leaked, "the ambient token in use, or its signature, leaked into the message")
+			assert.False(t, strings.Contains(msg, "eyJ"), "something JWT-shaped leaked into the message")
+			assert.False(t, strings.Contains(msg, "\n"), "the message is one line")
+			if !leaked && !strings.Contains(msg, "eyJ") {
+				assert.ErrorIs(t, err, tc.want)
+			}
 		})
 	}
 }

@@ -180,9 +180,9 @@ func (e *clientEnv) run(t *testing.T, program string, args ...string) result {
 
 func shorten(s string) string {
 	s = strings.TrimSpace(s)
-	const max = 3000
-	if len(s) > max {
-		return "..." + s[len(s)-max:]
+	const limit = 3000
+	if len(s) > limit {
+		return "..." + s[len(s)-limit:]
 	}
 	return s
 }

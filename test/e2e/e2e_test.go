@@ -3,7 +3,14 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,27 +45,121 @@ func (c *counter) n() int            { return c.read() - c.before }
 // STS's own reason follows it.
 const ourMessage = "the STS rejected the exchange"
 
-// TestVersions records the version of every component the suite drives.
+// TestVersions checks that every component the suite drives reports a
+// version, and holds the ones the README and these tests rely on:
+//   - crane is the go-containerregistry version go.mod pins, and
+//     craneVersion, test/e2e/install.sh and the README say the same;
+//   - skopeo is 1.9 or later, where the credHelpers lookup order the
+//     README gives (and TestSkopeo exercises) was read;
+//   - the docker CLI is one the README describes (20.10 to 28.x: it
+//     discards a helper's error);
+//   - the helper answers `version` in the credential-helper protocol's form.
+//
+// A missing component skips its subtest, or fails it in CI, like the tests
+// that need it.
 func TestVersions(t *testing.T) {
-	for _, c := range []struct {
-		program, install string
-		args             []string
-	}{
-		{"docker-registry", "the Debian package docker-registry", []string{"--version"}},
-		{"crane", "crane", []string{"version"}},
-		{"skopeo", "the Debian package skopeo", []string{"--version"}},
-		{"dockerd", "the Debian package docker.io", []string{"--version"}},
-	} {
-		if p, err := lookPath(c.program); err == nil {
-			t.Logf("%-16s %s", c.program, versionOf(p, c.args...))
-		} else {
-			t.Logf("%-16s not installed (%s)", c.program, c.install)
+	t.Run("docker-registry", func(t *testing.T) {
+		bin := need(t, "docker-registry", "the Debian package docker-registry")
+		semver(t, "docker-registry", versionLine(t, bin, "--version"))
+	})
+	t.Run("crane", func(t *testing.T) {
+		gomod := readRepoFile(t, "go.mod")
+		m := regexp.MustCompile(`(?m)^\s*github\.com/google/go-containerregistry (v\S+)`).FindStringSubmatch(gomod)
+		if m == nil {
+			t.Fatal("go.mod does not require github.com/google/go-containerregistry")
 		}
+		pinned := m[1]
+		if craneVersion != pinned {
+			t.Errorf("craneVersion is %s, go.mod pins go-containerregistry %s", craneVersion, pinned)
+		}
+		install := readRepoFile(t, "test/e2e/install.sh")
+		if !strings.Contains(install, `CRANE_VERSION="${CRANE_VERSION:-`+pinned+`}"`) {
+			t.Errorf("test/e2e/install.sh does not install crane %s by default", pinned)
+		}
+		if !strings.Contains(readRepoFile(t, "README.md"), "crane "+pinned) {
+			t.Errorf("README.md does not name crane %s", pinned)
+		}
+		got := versionLine(t, craneBin(t), "version")
+		if got != pinned {
+			t.Errorf("crane version is %q, want %s, the go-containerregistry go.mod pins (run test/e2e/install.sh)", got, pinned)
+		}
+	})
+	t.Run("skopeo", func(t *testing.T) {
+		v := semver(t, "skopeo", versionLine(t, skopeoBin(t), "--version"))
+		if !v.atLeast(1, 9) {
+			t.Errorf("skopeo %s is older than 1.9, the version whose credHelpers lookup order the README gives", v)
+		}
+	})
+	t.Run("dockerd", func(t *testing.T) {
+		bin := need(t, "dockerd", "the Debian package docker.io")
+		semver(t, "dockerd", versionLine(t, bin, "--version"))
+	})
+	t.Run("docker CLI", func(t *testing.T) {
+		v := semver(t, "docker", versionLine(t, dockerCLI(t), "--version"))
+		if !v.atLeast(20, 10) || v.major > 28 {
+			t.Errorf("docker CLI %s: the README describes 20.10 to 28.x (a helper's error is discarded); check this one and update the README", v)
+		}
+	})
+	t.Run("helper", func(t *testing.T) {
+		const prefix = "docker-credential-cgr (github.com/cgr-helper/docker-credential-cgr) "
+		got := versionLine(t, helperBinary, "version")
+		if v, ok := strings.CutPrefix(got, prefix); !ok || strings.TrimSpace(v) == "" {
+			t.Errorf("the helper's version line is %q, want %q followed by a version", got, prefix)
+		}
+	})
+}
+
+// version is the major.minor.patch a program reported.
+type version struct{ major, minor, patch int }
+
+func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v.major, v.minor, v.patch) }
+
+func (v version) atLeast(major, minor int) bool {
+	return v.major > major || (v.major == major && v.minor >= minor)
+}
+
+// semver finds the first x.y[.z] in line, and fails the test without one.
+func semver(t *testing.T, program, line string) version {
+	t.Helper()
+	m := regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("%s reported no version number: %q", program, line)
 	}
-	if _, err := lookPath("dockerd"); err == nil {
-		t.Logf("%-16s %s", "docker (client)", versionOf(dockerCLI(t), "--version"))
+	var v version
+	v.major, _ = strconv.Atoi(m[1])
+	v.minor, _ = strconv.Atoi(m[2])
+	if m[3] != "" {
+		v.patch, _ = strconv.Atoi(m[3])
 	}
-	t.Logf("%-16s %s", "helper", versionOf(helperBinary, "version"))
+	t.Logf("%-16s %s", program, line)
+	return v
+}
+
+// versionLine is the first line program prints for args, failing the test
+// if it does not run or prints nothing.
+func versionLine(t *testing.T, program string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, program, args...).CombinedOutput()
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", program, strings.Join(args, " "), err, first)
+	}
+	if first == "" {
+		t.Fatalf("%s %s printed nothing", program, strings.Join(args, " "))
+	}
+	return first
+}
+
+// readRepoFile reads a file by its path from the repository root.
+func readRepoFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestCranePull: crane finds the helper through credHelpers, pulls, and the

@@ -120,7 +120,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		atExit(func() { os.RemoveAll(dir) })
+		atExit(func() { removeAll(dir) })
 		helperBinary = filepath.Join(dir, "docker-credential-cgr")
 		build := exec.Command("go", "build", "-o", helperBinary, "./cmd/docker-credential-cgr")
 		build.Dir = filepath.Join("..", "..")
@@ -162,7 +162,7 @@ func newSuite(registryBin string) (*suite, error) {
 		if err != nil {
 			return nil, err
 		}
-		atExit(func() { os.RemoveAll(dir) })
+		atExit(func() { removeAll(dir) })
 		if err := os.Symlink(helperBinary, filepath.Join(dir, "docker-credential-cgr")); err != nil {
 			return nil, err
 		}
@@ -213,7 +213,7 @@ func newSuite(registryBin string) (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	atExit(func() { os.RemoveAll(work) })
+	atExit(func() { removeAll(work) })
 
 	ambient, err := s.issuer.MintServiceAccountToken("e2e", "puller", sandbox.WithLifetime(3*time.Hour))
 	if err != nil {
@@ -341,6 +341,16 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	// Closing is what frees the port for the program; if that fails, the
+	// port is not free.
+	return port, l.Close()
+}
+
+// removeAll removes a folder the suite made, and says so on stderr if it
+// cannot: a leftover temporary folder is not a test failure.
+func removeAll(dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cleaning up:", err)
+	}
 }

@@ -94,7 +94,8 @@ http:
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close() // the child holds its own descriptor
+	// The child holds its own descriptor; ours has nothing left to flush.
+	defer func() { _ = logFile.Close() }()
 
 	cmd := exec.Command(bin, "serve", cfgFile)
 	// A clean environment: REGISTRY_* variables would override the file.
@@ -204,7 +205,7 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }() // as in startRegistry
 	d.cmd = exec.Command(bin,
 		"--config-file="+cfg,
 		"--storage-driver=vfs",
@@ -221,7 +222,7 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	d.cmd.SysProcAttr = childAttrs()
 	if err := d.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		removeAll(dir)
 		return nil, err
 	}
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
@@ -237,7 +238,7 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 		select {
 		case <-d.done:
 			err := fmt.Errorf("dockerd exited at start (%v):\n%s", d.cmd.ProcessState, tail(d.log))
-			os.RemoveAll(dir)
+			removeAll(dir)
 			return nil, err
 		default:
 		}
@@ -282,9 +283,9 @@ func tail(path string) string {
 	if err != nil {
 		return err.Error()
 	}
-	const max = 4 << 10
-	if len(b) > max {
-		b = b[len(b)-max:]
+	const limit = 4 << 10
+	if len(b) > limit {
+		b = b[len(b)-limit:]
 	}
 	return redact(string(b))
 }
