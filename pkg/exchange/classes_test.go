@@ -83,7 +83,7 @@ func drain(t *testing.T, w *world, n int) {
 	for range n {
 		resp, err := http.Post(w.STS.URL()+"/sts/exchange", "text/plain", nil)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 }
 

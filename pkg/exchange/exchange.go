@@ -123,10 +123,10 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithBackoff sets the exponential backoff between attempts: base*2^(n-1)
-// after attempt n, capped at max (default 250ms and 4s). Jitter is applied on
+// after attempt n, capped at limit (default 250ms and 4s). Jitter is applied on
 // top, see WithJitter.
-func WithBackoff(base, max time.Duration) Option {
-	return func(c *Client) { c.backoffBase, c.backoffMax = base, max }
+func WithBackoff(base, limit time.Duration) Option {
+	return func(c *Client) { c.backoffBase, c.backoffMax = base, limit }
 }
 
 // WithRetryAfterCap bounds how long a server's Retry-After is honoured

@@ -32,7 +32,7 @@ func CheckIdentity(id string) error {
 		return nil
 	}
 	fail := func(why string) error {
-		return fmt.Errorf("%w: the value (%s) %s; an identity id is at most %d characters of letters, digits and - _ . / :",
+		return fmt.Errorf("%w: the value (%s) %s; an identity id is at most %d characters of letters, digits, '-', '_', '.', '/' and ':'",
 			ErrInvalidIdentity, logsafe.Shape(id), why, MaxIdentityLen)
 	}
 	if strings.Contains(id, "eyJ") && strings.Count(id, ".") >= 2 {

@@ -80,7 +80,7 @@ type AuthConfig struct {
 type Duration struct{ time.Duration }
 
 // MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
 // Serve answers one request read from in, writing the response to out.
 func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) error {
