@@ -18,11 +18,32 @@ var (
 	ErrTokenExpired = errors.New("the ambient token has expired")
 	// ErrWrongAudience: the ambient token was not issued for the STS.
 	ErrWrongAudience = errors.New("the ambient token has the wrong audience")
-	// ErrIdentityRejected: the STS refused the exchange (bad token, unknown
-	// identity, identity that does not match the token).
+	// ErrIdentityRejected: the STS itself refused the exchange, in its own
+	// error format (401/403 bad token or identity mismatch, 404 unknown
+	// identity, 400 malformed request). The message carries the STS's words
+	// and the token's iss/sub, so an identity can be made to match.
 	ErrIdentityRejected = errors.New("the STS rejected the exchange")
-	// ErrSTSUnreachable: the STS could not be reached, or kept failing.
+	// ErrSTSUnreachable: no answer from the STS (connection refused, DNS,
+	// TLS, timeout), or it kept answering 408/429/502/503/504 after retries.
 	ErrSTSUnreachable = errors.New("the STS is unreachable")
+	// ErrSTSFailed: the STS, or a proxy in front of it, answered with a
+	// server error that is not retried (500, 501, ...). Nothing about the
+	// token or identity is known to be wrong; try again later.
+	ErrSTSFailed = errors.New("the STS failed")
+	// ErrIssuerMisconfigured: CHAINGUARD_ISSUER does not point at the
+	// Chainguard STS: the answer was a redirect, a 4xx page that is not the
+	// STS's error format (a web server's 404, an HTML page), grpc-gateway's
+	// "no such route", or a 200 without a usable token (a captive portal).
+	ErrIssuerMisconfigured = errors.New("wrong STS URL")
+	// ErrClockSkew: clocks disagree by more than the verifiers allow: the
+	// STS says the ambient token is not valid yet, or says it expired while
+	// this machine's clock says it has time left, or it issued a token that
+	// this machine's clock finds already expired or issued in the future.
+	ErrClockSkew = errors.New("the clocks disagree")
+	// ErrBadIdentity: the identity to request (CHAINGUARD_IDENTITY, or a
+	// service account's annotation) is not a plausible identity id. The
+	// message describes its shape, never the value.
+	ErrBadIdentity = errors.New("the identity is not a valid identity id")
 )
 
 // redactedError keeps an error's chain for errors.Is/As but replaces any

@@ -220,8 +220,8 @@ func (h *Helper) token(ctx context.Context, key, identity string, ambient func(c
 		return exchange.Token{}, redact(h.explain(ctx, err, amb, identity), amb.Raw())
 	}
 	now := h.now()
-	if !tok.Expiry.After(now) {
-		return exchange.Token{}, fmt.Errorf("%w: the STS issued a token that expired at %s; check this machine's clock", ErrIdentityRejected, tok.Expiry.UTC().Format(time.RFC3339))
+	if err := checkIssued(tok, now); err != nil {
+		return exchange.Token{}, err
 	}
 	switch {
 	case c == nil:

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // StatusError means the STS answered with a status other than 200.
@@ -24,15 +26,20 @@ type StatusError struct {
 	Code int
 	// Message is what the server said: the grpc-gateway message, or a short
 	// printable snippet of any other body, with the subject token redacted.
-	// For an empty body it is the HTTP status text.
+	// For an empty body it is the HTTP status text. It is one line of
+	// printable text, but still the server's: Error quotes it.
 	Message string
+	// Location is where a 3xx answer pointed, without user info and with
+	// the subject token redacted; empty for other answers.
+	Location string
 	// RetryAfter is the server's Retry-After (seconds or HTTP date), or 0.
 	RetryAfter time.Duration
 }
 
 // Error reads like `STS <url> answered 403 Forbidden (PermissionDenied):
-// <message>`. What to do about it is the caller's to say: it knows where
-// the token and the identity came from.
+// "<message>"`. The server's text is quoted so that it cannot pass for ours
+// nor break the line. What to do about it is the caller's to say: it knows
+// where the token and the identity came from.
 func (e *StatusError) Error() string {
 	var b strings.Builder
 	b.WriteString("STS ")
@@ -48,27 +55,96 @@ func (e *StatusError) Error() string {
 		b.WriteString(grpcCodeName(e.Code))
 		b.WriteString(")")
 	}
+	if e.Redirect() {
+		b.WriteString(", a redirect to ")
+		if e.Location == "" {
+			b.WriteString("an unnamed location")
+		} else {
+			b.WriteString(logsafe.Quote(e.Location, maxSnippet))
+		}
+		b.WriteString(" that was not followed: a redirect must not carry the bearer token elsewhere")
+		return b.String()
+	}
 	// An empty body leaves Message as the status text; don't say it twice.
 	if e.Message != "" && e.Message != http.StatusText(e.HTTPStatus) {
 		b.WriteString(": ")
-		b.WriteString(e.Message)
+		b.WriteString(logsafe.Quote(e.Message, maxMessage))
 	}
 	return b.String()
 }
 
-// Temporary reports whether the status is worth retrying later: 429, 502,
-// 503 and 504.
+// Temporary reports whether the status is worth retrying later: 408, 429,
+// 502, 503 and 504 (see retry.go for why).
 func (e *StatusError) Temporary() bool {
 	return retryableStatus(e.HTTPStatus)
 }
 
-func retryableStatus(status int) bool {
-	switch status {
-	case http.StatusTooManyRequests, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+// Redirect reports a 3xx answer. Redirects are never followed: the bearer
+// token must not travel to a URL nobody configured.
+func (e *StatusError) Redirect() bool {
+	return e.HTTPStatus >= 300 && e.HTTPStatus < 400
+}
+
+// ServerFault reports a 5xx answer: the STS or something in front of it
+// failed, whatever the request.
+func (e *StatusError) ServerFault() bool {
+	return e.HTTPStatus >= 500 && e.HTTPStatus < 600
+}
+
+// NotSTS reports an answer that shows the exchange URL is not the Chainguard
+// STS's: a redirect or a 2xx other than 200; a 4xx other than 408 and 429
+// without the STS's grpc-gateway error body (an HTML page, a web server's
+// "404 page not found"); or grpc-gateway's own answer for a path it has no
+// route for (404 "Not Found", 405 "Method Not Allowed"), which a wrong path
+// in the issuer URL gets. The STS's real refusals carry a gRPC code and
+// their own message.
+func (e *StatusError) NotSTS() bool {
+	switch {
+	case e.HTTPStatus < 400: // a redirect, or a 2xx other than 200
+		return true
+	case e.HTTPStatus >= 500 || e.Temporary():
+		return false
+	case e.Code == 0:
 		return true
 	}
+	return (e.HTTPStatus == http.StatusNotFound && e.Code == 5 && e.Message == "Not Found") ||
+		(e.HTTPStatus == http.StatusMethodNotAllowed && e.Code == 12 && e.Message == "Method Not Allowed")
+}
+
+// ClockSkew reports a refusal of the subject token as not valid yet: its nbf
+// or iat is in the future by the STS's clock, so the clocks of the token's
+// issuer and the STS disagree. It matches the wording of the common JWT
+// verifiers (go-oidc, golang-jwt, go-jose) and of the sandbox STS.
+func (e *StatusError) ClockSkew() bool {
+	if !e.refusesToken() {
+		return false
+	}
+	m := strings.ToLower(e.Message)
+	for _, s := range [...]string{
+		"not valid yet", "not yet valid", "not valid before", "before the nbf",
+		"used before issued", "issued in the future", "(nbf)", "(iat)",
+	} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
 	return false
+}
+
+// TokenExpired reports a refusal of the subject token as expired. If the
+// caller's own clock says the token still has a while to live, the clocks
+// disagree.
+func (e *StatusError) TokenExpired() bool {
+	if !e.refusesToken() {
+		return false
+	}
+	m := strings.ToLower(e.Message)
+	return strings.Contains(m, "expired") && !e.ClockSkew()
+}
+
+// refusesToken: the STS itself (a gRPC body) refused the subject token.
+func (e *StatusError) refusesToken() bool {
+	return e.Code != 0 && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden)
 }
 
 // UnreachableError means no attempt got an HTTP answer from the STS: the

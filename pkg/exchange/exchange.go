@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // DefaultIssuer is the production Chainguard STS.
@@ -121,10 +123,10 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithBackoff sets the exponential backoff between attempts: base*2^(n-1)
-// after attempt n, capped at max (default 250ms and 4s). Jitter is applied on
+// after attempt n, capped at limit (default 250ms and 4s). Jitter is applied on
 // top, see WithJitter.
-func WithBackoff(base, max time.Duration) Option {
-	return func(c *Client) { c.backoffBase, c.backoffMax = base, max }
+func WithBackoff(base, limit time.Duration) Option {
+	return func(c *Client) { c.backoffBase, c.backoffMax = base, limit }
 }
 
 // WithRetryAfterCap bounds how long a server's Retry-After is honoured
@@ -199,31 +201,71 @@ func New(issuer string, opts ...Option) (*Client, error) {
 }
 
 // parseIssuer checks that issuer is a URL the subject token may be sent to.
+// Its errors never show user info, a query or a value that does not parse
+// as a URL (a token pasted into the wrong variable): see describeIssuer.
 func parseIssuer(issuer string) (*url.URL, error) {
+	const fix = "; set CHAINGUARD_ISSUER to the STS base URL, e.g. " + DefaultIssuer
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %q is not a URL; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+		return nil, fmt.Errorf("issuer %s is not a URL%s", describeIssuer(issuer), fix)
 	}
 	if u.User != nil {
 		// Printing the URL would print the password; name the problem only.
-		return nil, fmt.Errorf("issuer URL for host %q must not contain user info; remove it from CHAINGUARD_ISSUER", u.Hostname())
+		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it from CHAINGUARD_ISSUER", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("issuer %q is not an absolute URL with a host; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+		return nil, fmt.Errorf("issuer %s is not an absolute URL with a host%s", describeIssuer(issuer), fix)
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" {
-		return nil, fmt.Errorf("issuer %q must not have a query or fragment; set CHAINGUARD_ISSUER to the STS base URL, e.g. %s", issuer, DefaultIssuer)
+		return nil, fmt.Errorf("issuer %s must not have a query or fragment%s", describeIssuer(issuer), fix)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("issuer %q uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use https:// in CHAINGUARD_ISSUER", issuer)
+			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use https:// in CHAINGUARD_ISSUER", describeIssuer(issuer))
 		}
 	default:
-		return nil, fmt.Errorf("issuer %q has scheme %q; CHAINGUARD_ISSUER must be an https:// URL (http:// only for loopback hosts)", issuer, u.Scheme)
+		return nil, fmt.Errorf("issuer %s has scheme %s; CHAINGUARD_ISSUER must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
 	}
 	return u, nil
+}
+
+// describeIssuer names an issuer value in a message without anything that
+// may be a secret: user info, query and fragment are cut off, and a value
+// that is not plainly a URL (it does not parse, has no "://", or holds
+// something like a JWT) is described by its shape only.
+func describeIssuer(issuer string) string {
+	s, note := stripUserinfo(issuer), ""
+	if s != issuer {
+		note = " (user info not shown)"
+	}
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s, note = s[:i], note+" (query or fragment not shown)"
+	}
+	if _, err := url.Parse(s); err != nil || !strings.Contains(s, "://") || strings.Contains(s, "eyJ") || len(s) > 256 {
+		return "(a value of " + logsafe.Shape(issuer) + ")"
+	}
+	return logsafe.Quote(s, logsafe.DefaultLimit) + note
+}
+
+// stripUserinfo removes anything before the last '@' of a URL's authority,
+// whether or not the rest parses, so that "https://user:pass@host" and
+// "https://to:ken@%zz" both lose their secret before being shown.
+func stripUserinfo(s string) string {
+	prefix, rest := "", s
+	// "//" starts the authority unless a path, query or '@' came first.
+	if i := strings.Index(s, "//"); i >= 0 && !strings.ContainsAny(s[:i], "/?#@") {
+		prefix, rest = s[:i+2], s[i+2:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		return prefix + rest[at+1:]
+	}
+	return s
 }
 
 func isLoopback(host string) bool {
@@ -240,14 +282,16 @@ func (c *Client) Issuer() string { return c.issuer }
 
 // Exchange asks the STS for a token, presenting subjectToken as the bearer.
 //
-// Connection errors and 429, 502, 503 and 504 answers are retried up to the
-// configured number of attempts, with jittered exponential backoff that
-// honours a bounded Retry-After. Exchange does not start a wait that would
-// outlast ctx's deadline; it returns the last error instead. If ctx ends, the
-// error wraps both ctx.Err() and the last attempt's error.
+// Connection errors and 408, 429, 502, 503 and 504 answers are retried up
+// to the configured number of attempts, with jittered exponential backoff
+// that honours a bounded Retry-After; retry.go says which failures are
+// retried and why. Exchange does not start a wait that would outlast ctx's
+// deadline; it returns the last error instead. If ctx ends, the error wraps
+// both ctx.Err() and the last attempt's error.
 //
-// Errors are *StatusError, *UnreachableError or wrap ErrInvalidResponse, and
-// never contain subjectToken or the issued token.
+// Errors are *StatusError, *UnreachableError or wrap ErrInvalidResponse or
+// ErrInvalidIdentity (checked before anything is sent), and never contain
+// subjectToken or the issued token.
 func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request) (Token, error) {
 	if subjectToken == "" {
 		return Token{}, errors.New("exchange: no subject token to present to the STS")
@@ -256,6 +300,9 @@ func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request)
 		// net/http would refuse the header on every attempt, and the
 		// failure would read like a network error.
 		return Token{}, errors.New("exchange: the subject token contains a line break or control character; check how the ambient token was read (a trailing newline must be trimmed)")
+	}
+	if err := CheckIdentity(req.Identity); err != nil {
+		return Token{}, fmt.Errorf("exchange: identity: %w", err)
 	}
 	body := req.form().Encode()
 	var last error
@@ -296,15 +343,6 @@ func stopped(ctxErr, last error) error {
 		return fmt.Errorf("gave up on the STS exchange before asking (%w)", ctxErr)
 	}
 	return fmt.Errorf("gave up on the STS exchange (%w); last attempt: %w", ctxErr, last)
-}
-
-func retryable(err error) bool {
-	var se *StatusError
-	if errors.As(err, &se) {
-		return se.Temporary()
-	}
-	var ue *UnreachableError
-	return errors.As(err, &ue)
 }
 
 // wait is the pause after attempt n: equal-jittered exponential backoff, or
@@ -358,8 +396,8 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 		}
 		tok, err := parseResponse(data)
 		if err != nil {
-			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %q); check that CHAINGUARD_ISSUER points at the Chainguard STS",
-				c.url, err, cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}))
+			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s); check that CHAINGUARD_ISSUER points at the Chainguard STS",
+				c.url, err, logsafe.Quote(cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}), 100))
 		}
 		return tok, nil
 	}
@@ -369,7 +407,8 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 // unreachable wraps a transport error. *url.Error is unwrapped because its
 // text repeats the method and URL that UnreachableError already names.
 func (c *Client) unreachable(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	return &UnreachableError{URL: c.url, Err: err}
@@ -381,12 +420,9 @@ func (c *Client) statusError(resp *http.Response, body []byte, subjectToken stri
 		HTTPStatus: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		loc := cleanMessage(resp.Header.Get("Location"), maxSnippet, []string{subjectToken})
-		if loc == "" {
-			loc = "an unnamed location"
-		}
-		se.Message = "the STS redirected to " + loc + ", and redirects are never followed with a bearer token; set CHAINGUARD_ISSUER to the final URL"
+	if se.Redirect() {
+		se.Location = cleanMessage(stripUserinfo(resp.Header.Get("Location")), maxSnippet, []string{subjectToken})
+		se.Message = http.StatusText(resp.StatusCode)
 		return se
 	}
 	se.Code, se.Message = parseErrorBody(body, subjectToken)

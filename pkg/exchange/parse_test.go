@@ -142,9 +142,14 @@ func TestParseErrorBody(t *testing.T) {
 
 func TestStatusErrorText(t *testing.T) {
 	e := &StatusError{URL: "https://x/sts/exchange", HTTPStatus: 599, Code: 99, Message: "m"}
-	assert.Equal(t, "STS https://x/sts/exchange answered 599 (gRPC code 99): m", e.Error())
+	assert.Equal(t, `STS https://x/sts/exchange answered 599 (gRPC code 99): "m"`, e.Error())
 	assert.False(t, e.Temporary())
-	for _, code := range []int{429, 502, 503, 504} {
+	forged := &StatusError{URL: "https://x/sts/exchange", HTTPStatus: 403, Code: 7, Message: "no\nERROR other line; check CHAINGUARD_ISSUER"}
+	assert.Equal(t, `STS https://x/sts/exchange answered 403 Forbidden (PermissionDenied): "no\nERROR other line; check CHAINGUARD_ISSUER"`, forged.Error(),
+		"the server's words are quoted: they cannot break the line nor pass for ours")
+	redirect := &StatusError{URL: "https://x/sts/exchange", HTTPStatus: 307, Message: "Temporary Redirect", Location: "https://y/\n"}
+	assert.Equal(t, `STS https://x/sts/exchange answered 307 Temporary Redirect, a redirect to "https://y/\n" that was not followed: a redirect must not carry the bearer token elsewhere`, redirect.Error())
+	for _, code := range []int{408, 429, 502, 503, 504} {
 		assert.True(t, (&StatusError{HTTPStatus: code}).Temporary(), code)
 	}
 	for _, code := range []int{200, 301, 400, 401, 403, 404, 500, 501} {

@@ -25,6 +25,10 @@ type Token struct {
 	// Expiry is the JWT's own exp claim; the STS's separate "expiry" field is
 	// ignored so that the token is the single source of truth.
 	Expiry time.Time
+	// IssuedAt is the JWT's iat claim, or zero if it has none. An iat well
+	// ahead of the local clock shows that clock is behind, and then the
+	// local clock misjudges how long the token lives.
+	IssuedAt time.Time
 }
 
 // String describes the token without its secret.
@@ -79,7 +83,11 @@ func ParseToken(raw string) (Token, error) {
 	if exp.Unix() <= 0 || exp.Year() > 9999 {
 		return Token{}, fmt.Errorf("%w: token's exp claim is not a plausible time", ErrInvalidResponse)
 	}
-	return Token{Raw: raw, Expiry: exp}, nil
+	tok := Token{Raw: raw, Expiry: exp}
+	if claims.IssuedAt != nil && claims.IssuedAt.Unix() > 0 && claims.IssuedAt.Year() <= 9999 {
+		tok.IssuedAt = claims.IssuedAt.Time
+	}
+	return tok, nil
 }
 
 // parseResponse turns the body of a 200 answer into a Token. Only "token" is

@@ -16,9 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
@@ -28,12 +30,22 @@ const (
 	APIGroup = "credentialprovider.kubelet.k8s.io"
 	// APIVersion is the version configure-kubelet asks the kubelet to speak.
 	APIVersion = APIGroup + "/v1"
+	// APIVersionV1Beta1 is also answered, for kubelets configured by hand
+	// with it: the kubelet (through 1.36 at least) still implements it, and
+	// its CredentialProviderResponse is field for field the v1 one. Its
+	// request has no serviceAccountToken, so it serves node mode only.
+	// v1alpha1 is not answered: it is an alpha no supported kubelet needs.
+	APIVersionV1Beta1 = APIGroup + "/v1beta1"
 	// IdentityAnnotation on a service account names the identity its pods
 	// assume, as in Chainguard's own example.
 	IdentityAnnotation = "credentials.chainguard.dev/identity"
 
 	maxRequest = 1 << 20
 )
+
+// SupportedAPIVersions lists the request versions Serve answers; the
+// response echoes the request's.
+var SupportedAPIVersions = []string{APIVersion, APIVersionV1Beta1}
 
 // Request is a CredentialProviderRequest.
 type Request struct {
@@ -68,7 +80,7 @@ type AuthConfig struct {
 type Duration struct{ time.Duration }
 
 // MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
 // Serve answers one request read from in, writing the response to out.
 func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) error {
@@ -110,6 +122,11 @@ func token(ctx context.Context, h *creds.Helper, req Request) (tok exchange.Toke
 	var amb creds.AmbientToken
 	if req.ServiceAccountToken != "" {
 		if id := strings.TrimSpace(req.ServiceAccountAnnotations[IdentityAnnotation]); id != "" {
+			// Whoever can edit the service account writes this: check it
+			// before it reaches the STS form or any message.
+			if err := exchange.CheckIdentity(id); err != nil {
+				return tok, fmt.Errorf("%w: the service account's %s annotation: %w", creds.ErrBadIdentity, IdentityAnnotation, err)
+			}
 			identity, fromAnnotation = id, true
 		}
 		amb, err = h.AmbientFrom(req.ServiceAccountToken, "the pod's service-account token")
@@ -122,7 +139,7 @@ func token(ctx context.Context, h *creds.Helper, req Request) (tok exchange.Toke
 	tok, err = h.Token(ctx, amb, identity)
 	if err != nil && fromAnnotation {
 		// Say where the identity came from: the fix is the annotation.
-		err = fmt.Errorf("identity %s from the service account's %s annotation: %w", identity, IdentityAnnotation, err)
+		err = fmt.Errorf("identity %s from the service account's %s annotation: %w", logsafe.Quote(identity, logsafe.DefaultLimit), IdentityAnnotation, err)
 	}
 	return tok, err
 }
@@ -137,16 +154,31 @@ func readRequest(in io.Reader) (Request, error) {
 		return req, errors.New("the CredentialProviderRequest on stdin is larger than 1 MiB")
 	}
 	if err := json.Unmarshal(b, &req); err != nil {
-		return req, fmt.Errorf("stdin is not a CredentialProviderRequest (%v); this command is run by the kubelet, see docs/kubernetes.md", err)
+		return req, fmt.Errorf("stdin is not a CredentialProviderRequest (%s); this command is run by the kubelet, see docs/kubernetes.md", logsafe.Quote(err.Error(), 200))
 	}
-	group, _, _ := strings.Cut(req.APIVersion, "/")
-	if req.Kind != "CredentialProviderRequest" || group != APIGroup {
-		return req, fmt.Errorf("stdin has kind %q apiVersion %q, want a CredentialProviderRequest of %s", req.Kind, req.APIVersion, APIVersion)
+	if req.Kind != "CredentialProviderRequest" {
+		return req, fmt.Errorf("stdin has kind %s, want a CredentialProviderRequest of %s", logsafe.Quote(req.Kind, 64), APIVersion)
+	}
+	if !slices.Contains(SupportedAPIVersions, req.APIVersion) {
+		return req, fmt.Errorf("the CredentialProviderRequest has apiVersion %s, which this plugin does not implement; supported: %s; set apiVersion: %s for this provider in the kubelet's CredentialProviderConfig",
+			logsafe.Quote(req.APIVersion, 64), quoteAll(SupportedAPIVersions), APIVersion)
+	}
+	if req.APIVersion != APIVersion && (req.ServiceAccountToken != "" || len(req.ServiceAccountAnnotations) > 0) {
+		return req, fmt.Errorf("the CredentialProviderRequest of %s carries service-account fields, which only %s has; set apiVersion: %s for this provider in the kubelet's CredentialProviderConfig",
+			req.APIVersion, APIVersion, APIVersion)
 	}
 	if req.Image == "" {
 		return req, errors.New("the CredentialProviderRequest names no image")
 	}
 	return req, nil
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = logsafe.Quote(s, logsafe.DefaultLimit)
+	}
+	return strings.Join(q, ", ")
 }
 
 // registryOf is the registry host of an image reference, port included,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,8 @@ func TestServiceAccountMode(t *testing.T) {
 	_, err = w.serve(t, saRequest("a", "identity-b"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, creds.ErrIdentityRejected)
-	assert.Contains(t, err.Error(), "identity identity-b from the service account's credentials.chainguard.dev/identity annotation")
+	assert.Contains(t, err.Error(), `identity "identity-b" from the service account's credentials.chainguard.dev/identity annotation`)
+	requireOneLine(t, err.Error())
 	assert.NotContains(t, err.Error(), "set CHAINGUARD_IDENTITY", "the annotation, not the variable, chose the identity")
 
 	// Without the annotation, CHAINGUARD_IDENTITY applies.
@@ -177,39 +179,142 @@ func TestUnservedRegistryGetsNoCredentials(t *testing.T) {
 
 func TestEchoesTheRequestAPIVersion(t *testing.T) {
 	w := newWorld(t)
-	req := strings.Replace(w.request(t, "request-node.json"), "/v1\"", "/v1beta1\"", 1)
-	out, err := w.serve(t, req)
+	for _, version := range SupportedAPIVersions {
+		req := strings.Replace(w.request(t, "request-node.json"), `"`+APIVersion+`"`, `"`+version+`"`, 1)
+		out, err := w.serve(t, req)
+		require.NoError(t, err)
+		assert.Contains(t, out, `"apiVersion":"`+version+`"`)
+	}
+}
+
+func TestRefusesUnknownAPIVersions(t *testing.T) {
+	w := newWorld(t)
+	node := w.request(t, "request-node.json")
+	for name, version := range map[string]string{
+		"v1alpha1":      APIGroup + "/v1alpha1",
+		"v2":            APIGroup + "/v2",
+		"no version":    APIGroup,
+		"empty":         "",
+		"other group":   "example.com/v1",
+		"v1 and spaces": " " + APIVersion,
+		"forged line":   APIVersion + "\nE0101 forged kubelet line",
+		"huge":          strings.Repeat("v", 100000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := strings.Replace(node, `"`+APIVersion+`"`, strconv.Quote(version), 1)
+			out, err := w.serve(t, req)
+			require.Error(t, err)
+			assert.Empty(t, out)
+			msg := err.Error()
+			requireOneLine(t, msg)
+			assert.Contains(t, msg, `supported: "`+APIVersion+`", "`+APIVersionV1Beta1+`"`)
+			assert.Zero(t, w.sb.STS.Requests())
+		})
+	}
+
+	// v1beta1 has no service-account fields: a request with them is not
+	// what a kubelet sends.
+	tok, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder")
 	require.NoError(t, err)
-	assert.Contains(t, out, `"apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1"`)
+	req := strings.Replace(w.request(t, "request-service-account.json", "<the pod's service-account token>", tok, "<identity id>", "identity-a"),
+		`"`+APIVersion+`"`, `"`+APIVersionV1Beta1+`"`, 1)
+	out, err := w.serve(t, req)
+	require.Error(t, err)
+	assert.Empty(t, out)
+	assert.Contains(t, err.Error(), "service-account fields")
+	assert.False(t, strings.Contains(err.Error(), tok), "leaked the service-account token")
+	requireOneLine(t, err.Error())
+}
+
+func jsonString(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// requireOneLine fails if msg could forge or flood a line of the kubelet's
+// log.
+func requireOneLine(t *testing.T, msg string) {
+	t.Helper()
+	require.False(t, strings.ContainsAny(msg, "\r\n"), "the error is one line")
+	require.LessOrEqual(t, len(msg), 4096, "the error is length-capped")
 }
 
 func TestBadRequests(t *testing.T) {
 	w := newWorld(t)
+	node := w.cfg.IdentityToken
 	expired, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder",
 		sandbox.WithIssuedAt(time.Now().Add(-2*time.Hour)), sandbox.WithLifetime(time.Hour))
 	require.NoError(t, err)
-	for name, tc := range map[string]struct{ req, want string }{
-		"not JSON":   {"hello", "not a CredentialProviderRequest"},
-		"wrong kind": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"Pod","image":"x"}`, `kind "Pod"`},
-		"no image":   {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest"}`, "names no image"},
-		"expired token": {w.request(t, "request-service-account.json",
-			"<the pod's service-account token>", expired, "<identity id>", "identity-a"), "expired at"},
+	fresh, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder")
+	require.NoError(t, err)
+	saRequest := func(tok, identity string) string {
+		return w.request(t, "request-service-account.json", "<the pod's service-account token>", tok, "<identity id>", identity)
+	}
+	// Each case names the token it carries, or the node's when it carries
+	// none, and the error must not contain that token.
+	for name, tc := range map[string]struct{ req, token, want string }{
+		"not JSON":      {"hello " + fresh, fresh, "not a CredentialProviderRequest"},
+		"wrong kind":    {strings.Replace(saRequest(fresh, "identity-a"), `"CredentialProviderRequest"`, `"Pod"`, 1), fresh, `kind "Pod"`},
+		"forged kind":   {strings.Replace(saRequest(fresh, "identity-a"), `"CredentialProviderRequest"`, `"Pod\nE0101 forged"`, 1), fresh, `kind "Pod\nE0101 forged"`},
+		"no image":      {strings.Replace(saRequest(fresh, "identity-a"), `"image"`, `"picture"`, 1), fresh, "names no image"},
+		"node no image": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest"}`, node, "names no image"},
+		"expired token": {saRequest(expired, "identity-a"), expired, "expired at"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := w.serve(t, tc.req)
 			require.Error(t, err)
+			require.NotEmpty(t, tc.token)
+			assert.False(t, strings.Contains(err.Error(), tc.token), "leaked the token in use")
 			assert.Contains(t, err.Error(), tc.want)
 			assert.Empty(t, out, "nothing on stdout in a failure")
-			assert.False(t, strings.Contains(err.Error(), expired), "no token in the error")
+			requireOneLine(t, err.Error())
 		})
 	}
 
 	w.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "not for you"})
 	out, err := w.serve(t, w.request(t, "request-node.json"))
 	require.Error(t, err)
+	assert.False(t, strings.Contains(err.Error(), node), "leaked the node's token")
 	assert.Contains(t, err.Error(), "not for you")
 	assert.ErrorIs(t, err, creds.ErrIdentityRejected)
 	assert.Empty(t, out)
+	requireOneLine(t, err.Error())
+}
+
+// TestHostileIdentityAnnotation: whoever can edit a service account writes
+// the annotation; it can neither forge a log line, nor flood one, nor reach
+// the STS unless it is a plausible identity id.
+func TestHostileIdentityAnnotation(t *testing.T) {
+	w := newWorld(t)
+	tok, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder")
+	require.NoError(t, err)
+	for name, identity := range map[string]string{
+		"newline": "identity-a\nE0101 12:00:00 forged kubelet line",
+		"CR":      "identity-a\rforged",
+		"escape":  "identity-a\u001b[2J",
+		"bidi":    "identity-a\u202e",
+		"huge":    strings.Repeat("a", 1<<16),
+		"a token": tok,
+		"quote":   `identity-a" forged="x`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := strings.Replace(w.request(t, "request-service-account.json", "<the pod's service-account token>", tok),
+				`"<identity id>"`, jsonString(t, identity), 1)
+			out, err := w.serve(t, req)
+			require.Error(t, err)
+			assert.Empty(t, out)
+			msg := err.Error()
+			assert.ErrorIs(t, err, creds.ErrBadIdentity)
+			assert.Contains(t, msg, IdentityAnnotation)
+			assert.False(t, strings.Contains(msg, tok), "leaked the service-account token")
+			assert.NotContains(t, msg, "forged")
+			requireOneLine(t, msg)
+			assert.Less(t, len(msg), 1024)
+			assert.Zero(t, w.sb.STS.Requests(), "nothing reached the STS")
+		})
+	}
 }
 
 func TestRegistryOf(t *testing.T) {
