@@ -179,12 +179,12 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 		case errors.As(err, &pe):
 			err = pe.Err // its text repeats the path unquoted
 		}
-		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v; check the path and its permissions", ErrBadAmbientToken, source, err)
+		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w; check the path and its permissions", ErrBadAmbientToken, source, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenSize+1))
 	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %v", ErrBadAmbientToken, source, err)
+		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadAmbientToken, source, err)
 	}
 	if len(b) > maxTokenSize {
 		return AmbientToken{}, fmt.Errorf("%w: %s is larger than %d bytes, so it is not a token file", ErrBadAmbientToken, source, maxTokenSize)
@@ -215,12 +215,12 @@ func githubActionsToken(ctx context.Context, requestURL, requestToken string, cl
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %v", ErrNoAmbientToken, logsafe.Quote(u.Host, pathLimit), errors.Unwrap(err))
+		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %w", ErrNoAmbientToken, logsafe.Quote(u.Host, pathLimit), errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenSize))
 	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: reading the GitHub Actions token: %v", ErrNoAmbientToken, err)
+		return AmbientToken{}, fmt.Errorf("%w: reading the GitHub Actions token: %w", ErrNoAmbientToken, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered %s; the job needs permissions: id-token: write", ErrNoAmbientToken, resp.Status)

@@ -20,7 +20,7 @@ import (
 const (
 	DefaultAudience  = "cgr.dev"
 	DefaultRegistry  = "cgr.dev,*.cgr.dev"
-	DefaultTokenPath = "/var/run/chainguard/oidc/oidc-token"
+	DefaultTokenPath = "/var/run/chainguard/oidc/oidc-token" //nolint:gosec // G101: a file path, not a credential
 	DefaultTimeout   = 30 * time.Second
 
 	// EnforceAudience is the audience an ambient token must carry for the
@@ -176,7 +176,7 @@ func readFileConfig(path string) (fileConfig, error) {
 	if err != nil {
 		return fc, fmt.Errorf("cannot use the config file: %w; replace it with a regular file (configure-docker writes one) or remove it", pathErr(err))
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	if err := checkTrusted(path, fi); err != nil {
 		return fc, fmt.Errorf("refusing the config file: %w", err)
 	}

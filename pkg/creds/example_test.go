@@ -28,7 +28,7 @@ func Example_keychain() {
 		panic(err)
 	}
 	dir, _ := os.MkdirTemp("", "example-")
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ambient, _ := sb.Issuer.MintServiceAccountToken("default", "builder")
 	tokenFile := filepath.Join(dir, "oidc-token")
 	_ = os.WriteFile(tokenFile, []byte(ambient), 0o600)

@@ -28,24 +28,24 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 	case errors.Is(err, exchange.ErrInvalidIdentity):
 		return fmt.Errorf("%w: %s: %w", ErrBadIdentity, h.identitySetting(identity), err)
 	case errors.As(err, &se) && se.NotSTS():
-		return fmt.Errorf("%w: %s (%v); set it to the STS base URL, e.g. %s, or unset it", ErrIssuerMisconfigured, h.notSTS(), se, exchange.DefaultIssuer)
+		return fmt.Errorf("%w: %s (%w); set it to the STS base URL, e.g. %s, or unset it", ErrIssuerMisconfigured, h.notSTS(), se, exchange.DefaultIssuer)
 	case errors.As(err, &se) && se.Temporary():
-		return fmt.Errorf("%w: %v; it kept failing after retries, try again later", ErrSTSUnreachable, se)
+		return fmt.Errorf("%w: %w; it kept failing after retries, try again later", ErrSTSUnreachable, se)
 	case errors.As(err, &se) && se.ServerFault():
-		return fmt.Errorf("%w: %v; a server error at the STS or a proxy in front of it, not a problem with the token or identity: try again later, and report it if it persists", ErrSTSFailed, se)
+		return fmt.Errorf("%w: %w; a server error at the STS or a proxy in front of it, not a problem with the token or identity: try again later, and report it if it persists", ErrSTSFailed, se)
 	case errors.As(err, &se) && se.ClockSkew():
-		return fmt.Errorf("%w: %v; the ambient token's issuer (%s) dated it ahead of the STS's clock: check the clock (NTP) of this machine and of the token's issuer", ErrClockSkew, se, shown(amb.Issuer))
+		return fmt.Errorf("%w: %w; the ambient token's issuer (%s) dated it ahead of the STS's clock: check the clock (NTP) of this machine and of the token's issuer", ErrClockSkew, se, shown(amb.Issuer))
 	case errors.As(err, &se) && se.TokenExpired() && amb.Expiry.Sub(h.now()) > skewSlack:
-		return fmt.Errorf("%w: %v; yet by this machine's clock the ambient token (%s) is valid until %s: check this machine's clock (NTP)",
+		return fmt.Errorf("%w: %w; yet by this machine's clock the ambient token (%s) is valid until %s: check this machine's clock (NTP)",
 			ErrClockSkew, se, amb.Source, amb.Expiry.UTC().Format(time.RFC3339))
 	case errors.As(err, &se):
-		return fmt.Errorf("%w: %v; %s", ErrIdentityRejected, se, h.rejectionFix(se, amb, identity))
+		return fmt.Errorf("%w: %w; %s", ErrIdentityRejected, se, h.rejectionFix(se, amb, identity))
 	case errors.Is(err, exchange.ErrInvalidResponse):
 		return fmt.Errorf("%w: %s: %w", ErrIssuerMisconfigured, h.notSTS(), err)
 	case errors.As(err, &ue):
-		return fmt.Errorf("%w: %v", ErrSTSUnreachable, ue)
+		return fmt.Errorf("%w: %w", ErrSTSUnreachable, ue)
 	case ctx.Err() != nil:
-		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %v", ErrSTSUnreachable, logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit), h.cfg.Timeout, err)
+		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %w", ErrSTSUnreachable, logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit), h.cfg.Timeout, err)
 	}
 	return err
 }

@@ -45,7 +45,7 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 		err = fmt.Errorf("%s changed while it was being opened", path)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, err
 	}
 	return f, fi, nil

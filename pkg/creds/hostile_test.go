@@ -139,7 +139,7 @@ func mkfifo(t *testing.T, path string) {
 	// goroutine stuck in open forever.
 	t.Cleanup(func() {
 		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
+			_ = w.Close()
 		}
 	})
 }
@@ -153,7 +153,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 	sock := filepath.Join(dir, "sock")
 	l, err := net.Listen("unix", sock)
 	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 
 	for name, path := range map[string]string{"fifo": fifo, "socket": sock, "device": os.DevNull, "folder": dir} {
 		t.Run("token file "+name, func(t *testing.T) {

@@ -17,7 +17,7 @@ func RunPlugin(h *creds.Helper, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), creds.DefaultTimeout)
 	defer cancel()
 	if err := Serve(ctx, h, stdin, stdout); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", ProviderName, err)
+		_, _ = fmt.Fprintf(stderr, "%s: %v\n", ProviderName, err)
 		return 1
 	}
 	return 0
@@ -38,12 +38,12 @@ func RunConfigure(args []string, cfg creds.Config, getenv func(string) string, s
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "configure-kubelet: unexpected argument %q\n", fs.Arg(0))
+		_, _ = fmt.Fprintf(stderr, "configure-kubelet: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *rbac {
 		if err := WriteRBAC(stdout); err != nil {
-			fmt.Fprintln(stderr, "configure-kubelet:", err)
+			_, _ = fmt.Fprintln(stderr, "configure-kubelet:", err)
 			return 1
 		}
 		return 0
@@ -53,11 +53,11 @@ func RunConfigure(args []string, cfg creds.Config, getenv func(string) string, s
 		err = WriteConfig(stdout, opts)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "configure-kubelet:", err)
+		_, _ = fmt.Fprintln(stderr, "configure-kubelet:", err)
 		return 1
 	}
 	if Mode(*mode) == ServiceAccountMode {
-		fmt.Fprintln(stderr, "# Service-account mode also needs this RBAC in the cluster (print it alone with --rbac):")
+		_, _ = fmt.Fprintln(stderr, "# Service-account mode also needs this RBAC in the cluster (print it alone with --rbac):")
 		_ = WriteRBAC(stderr)
 	}
 	return 0
