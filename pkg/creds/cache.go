@@ -40,6 +40,7 @@ const (
 
 // File names in the cache folder: <key>.json (entry), <key>.lock (exchange
 // lock), <key>.fail (failure marker), <key>.<16 hex>.tmp (being written).
+// The sweep removes nothing that does not follow this scheme.
 const (
 	entrySuffix = ".json"
 	lockSuffix  = ".lock"
@@ -306,7 +307,9 @@ func checkPrivateFile(path string, before, fi fs.FileInfo) error {
 }
 
 // storeAt writes tok under key, trusting it until the earlier of its exp
-// and now+maxTrustedLifetime, and clears the key's failure marker.
+// and now+maxTrustedLifetime, clears the key's failure marker, and then
+// sweeps a bounded number of stale files (see sweep): at most once per
+// exchange, never on the cache-hit path.
 func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 	exp := tok.Expiry
 	if limit := now.Add(maxTrustedLifetime); exp.After(limit) {
@@ -320,6 +323,7 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 		return err
 	}
 	c.removeOurs(key + failSuffix)
+	c.sweep(now)
 	return nil
 }
 
