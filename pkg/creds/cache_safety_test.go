@@ -59,7 +59,7 @@ func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
 			assert.Equal(t, os.ModeDir|perm, mode(t, dir), "mode (and sticky bit) kept")
 
 			key := cacheKey(name)
-			require.NoError(t, c.store(key, tok))
+			require.NoError(t, c.storeAt(key, tok, time.Now()))
 			priv := filepath.Join(dir, privateName())
 			assert.Equal(t, os.ModeDir|0o700, mode(t, priv))
 			assert.FileExists(t, filepath.Join(priv, key+".json"), "tokens go to the private subfolder")
@@ -141,7 +141,7 @@ func TestCacheForeignOwner(t *testing.T) {
 	}
 	c := newTestCache(t)
 	key := cacheKey("foreign")
-	require.NoError(t, c.store(key, testToken(t, time.Now().Add(time.Hour))))
+	require.NoError(t, c.storeAt(key, testToken(t, time.Now().Add(time.Hour)), time.Now()))
 	require.NoError(t, os.Chown(c.path(key), 65534, 65534))
 	_, ok := c.load(key, time.Now())
 	assert.False(t, ok, "an entry owned by someone else is not trusted")
@@ -180,7 +180,7 @@ func TestOpenCacheFollowsASymlinkedFolderHoweverSpelled(t *testing.T) {
 			c, err := openCache(dir, t.Logf)
 			require.NoError(t, err, dir)
 			key := cacheKey(fmt.Sprint(i))
-			require.NoError(t, c.store(key, tok))
+			require.NoError(t, c.storeAt(key, tok, time.Now()))
 			c.close()
 			assert.FileExists(t, filepath.Join(real, key+".json"), dir)
 		}

@@ -44,7 +44,7 @@ func TestCacheRoundTripAndModes(t *testing.T) {
 
 	_, ok := c.load(key, now)
 	assert.False(t, ok, "empty cache misses")
-	require.NoError(t, c.store(key, tok))
+	require.NoError(t, c.storeAt(key, tok, now))
 
 	got, ok := c.load(key, now)
 	require.True(t, ok)
@@ -67,7 +67,7 @@ func TestCacheMargin(t *testing.T) {
 	c := newTestCache(t)
 	now := time.Now()
 	key := cacheKey("margin")
-	require.NoError(t, c.store(key, testToken(t, now.Add(Margin+time.Minute))))
+	require.NoError(t, c.storeAt(key, testToken(t, now.Add(Margin+time.Minute)), now))
 	_, ok := c.load(key, now)
 	assert.True(t, ok, "six minutes left is served")
 	_, ok = c.load(key, now.Add(time.Minute))
@@ -112,14 +112,14 @@ func TestCacheIgnoresBadEntries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := newTestCache(t)
 			key := cacheKey(name)
-			require.NoError(t, c.store(key, good))
+			require.NoError(t, c.storeAt(key, good, now))
 			spoil(t, c.path(key))
 			_, ok := c.load(key, now)
 			assert.False(t, ok, "a %s entry must be ignored", name)
 			if name == "a folder" {
 				return
 			}
-			require.NoError(t, c.store(key, good), "and replaced")
+			require.NoError(t, c.storeAt(key, good, now), "and replaced")
 			_, ok = c.load(key, now)
 			assert.True(t, ok)
 		})
