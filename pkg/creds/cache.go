@@ -8,60 +8,185 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
-
-	"github.com/gofrs/flock"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
-// maxEntrySize caps a cache entry; a real one is a few KiB.
-const maxEntrySize = 64 << 10
+const (
+	// maxEntrySize caps a cache entry or failure marker; a real one is a
+	// few KiB.
+	maxEntrySize = 64 << 10
+
+	// maxTrustedLifetime is the longest life a cached token is trusted to
+	// have left. Entries are written with their expiry capped to it, so an
+	// entry claiming more was not written by this helper with a sane clock
+	// and is treated as corrupt.
+	maxTrustedLifetime = time.Hour
+
+	// clockSlack lets load accept an entry a little beyond
+	// maxTrustedLifetime: it was capped by the clock of the process that
+	// stored it, which may be a little ahead (a clock step, another clock).
+	clockSlack = time.Minute
+
+	// lockPoll is how often a waiter retries a lock another process holds.
+	lockPoll = 10 * time.Millisecond
+)
+
+// File names in the cache folder: <key>.json (entry), <key>.lock (exchange
+// lock), <key>.fail (failure marker), <key>.<16 hex>.tmp (being written).
+// The sweep removes nothing that does not follow this scheme.
+const (
+	entrySuffix = ".json"
+	lockSuffix  = ".lock"
+	failSuffix  = ".fail"
+	tmpSuffix   = ".tmp"
+)
+
+// errLockWait says another process held the exchange lock for longer than
+// the caller would wait; the caller then exchanges without the cache.
+var errLockWait = errors.New("timed out waiting for another process that is exchanging for the same key")
 
 // cache is the on-disk token cache (SPEC §5): one small JSON file per key,
 // private to the user, replaced atomically, with a lock file beside it so
 // that concurrent processes make one exchange between them.
+//
+// Every file operation is relative to root, the folder descriptor that
+// openCache checked, so swapping a component of the folder's path later
+// cannot redirect a read, a write or a removal.
 type cache struct {
-	dir  string
+	root *os.Root
+	dir  string // the checked folder's path, for messages
 	logf func(string, ...any)
 }
 
 // cacheEntry is a cache file's content. The token is wrapped in JSON, not
 // stored bare, so that a truncated file fails to parse instead of passing
-// as a JWT with half a signature.
+// as a JWT with half a signature. Expiry is the expiry we trusted when
+// storing (the JWT's exp capped to maxTrustedLifetime); an entry without
+// it is from an older version and is a miss.
 type cacheEntry struct {
-	Token string `json:"token"`
+	Token  string    `json:"token"`
+	Expiry time.Time `json:"expiry"`
 }
 
-// openCache prepares dir (0700, owned by us) for use. An error means the
-// cache cannot be used; the caller carries on without it.
+// failureMarker records that the lock holder's exchange failed, so that
+// the callers that were waiting for it share the failure (see loadFailure).
+type failureMarker struct {
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
+// openCache opens the cache folder dir, making it (0700) if it is missing.
+// An error means the cache cannot be used; the caller carries on without
+// it. The helper never changes the mode of a folder it did not create:
+//
+//   - dir owned by the effective user with no group or other permission
+//     bits is used as it is;
+//   - any other folder (shared like /tmp, someone else's, group-readable)
+//     holds the tokens in a private subfolder docker-credential-cgr-<euid>,
+//     made 0700 by us; if that already exists it must be a real folder
+//     (not a symlink) of ours with no group or other bits, else the cache
+//     is disabled.
+//
+// A symlinked dir is followed (~/.cache on another disk is common) and what
+// it points to is checked by the rules above. dir, dir/ and dir/. are the
+// same folder: dir is opened as "dir/.", which also makes a FIFO or other
+// non-folder at dir fail at once instead of blocking the open.
 func openCache(dir string, logf func(string, ...any)) (*cache, error) {
-	// One stat on the hot path; the folder is made only the first time.
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	if dir == "" {
+		return nil, errors.New("no cache folder configured")
+	}
+	dir = filepath.Clean(dir)
+	root, fi, err := openDirRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Mkdir never follows a symlink at dir, so a dangling one fails
+		// here instead of making its target.
 		if err = os.MkdirAll(dir, 0o700); err == nil {
-			fi, err = os.Lstat(dir)
+			root, fi, err = openDirRoot(dir)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a folder", dir)
+	if ownedByMe(fi) && fi.Mode().Perm()&0o077 == 0 {
+		return &cache{root: root, dir: dir, logf: logf}, nil
 	}
-	if !ownedByMe(fi) {
-		return nil, fmt.Errorf("%s belongs to another user", dir)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		// Tokens must not be readable by others; tighten a folder we own.
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return nil, err
+	defer root.Close()
+	name := privateName()
+	sub := filepath.Join(dir, name)
+	before, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = root.Mkdir(name, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			before, err = root.Lstat(name)
 		}
 	}
-	return &cache{dir: dir, logf: logf}, nil
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivateDir(sub, before); err != nil {
+		return nil, err
+	}
+	// name/. never follows a link swapped in after the Lstat out of the
+	// folder, and the SameFile check catches one that stays inside it.
+	priv, err := root.OpenRoot(name + string(filepath.Separator) + ".")
+	if err != nil {
+		return nil, err
+	}
+	after, err := priv.Stat(".")
+	if err == nil && !os.SameFile(before, after) {
+		err = fmt.Errorf("%s changed while it was being opened", sub)
+	}
+	if err == nil {
+		err = checkPrivateDir(sub, after)
+	}
+	if err != nil {
+		priv.Close()
+		return nil, err
+	}
+	return &cache{root: priv, dir: sub, logf: logf}, nil
 }
+
+// privateName names the subfolder kept inside a cache folder that others
+// can read or that belongs to someone else: one per effective user.
+func privateName() string { return "docker-credential-cgr-" + strconv.Itoa(os.Geteuid()) }
+
+// openDirRoot opens dir, following a symlink, and returns the folder's
+// own FileInfo (from the open descriptor, not the path).
+func openDirRoot(dir string) (*os.Root, fs.FileInfo, error) {
+	root, err := os.OpenRoot(dir + string(filepath.Separator) + ".")
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := root.Stat(".")
+	if err != nil {
+		root.Close()
+		return nil, nil, err
+	}
+	return root, fi, nil
+}
+
+// checkPrivateDir accepts fi (from Lstat or the open folder) only as a
+// real folder of ours that no one else can read.
+func checkPrivateDir(path string, fi fs.FileInfo) error {
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("cache folder %s is %s, not a folder", path, kindOf(fi.Mode()))
+	case !ownedByMe(fi):
+		return fmt.Errorf("cache folder %s belongs to another user", path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("cache folder %s has mode %v; it must not be open to group or others", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// close releases the folder descriptor.
+func (c *cache) close() error { return c.root.Close() }
 
 // cacheKey names the entry for one (issuer, identity, audience, ambient
 // iss, ambient sub): tokens for different identities or callers never mix.
@@ -74,15 +199,21 @@ func cacheKey(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:40]
 }
 
-func (c *cache) path(key string) string { return filepath.Join(c.dir, key+".json") }
+func (c *cache) path(key string) string { return filepath.Join(c.dir, key+entrySuffix) }
 
 // load returns the cached token for key if it has more than Margin of life
-// left at now. Anything odd about the file (foreign owner, loose mode,
-// corrupt content) makes it a miss, so the next store replaces it.
+// left at now. Its Expiry is the one we trust: the earlier of the entry's
+// recorded expiry and the JWT's own exp. Anything odd about the file (not a
+// regular file, foreign owner, loose mode, corrupt content, an expiry
+// further away than maxTrustedLifetime) makes it a miss, so the next store
+// replaces it.
 func (c *cache) load(key string, now time.Time) (exchange.Token, bool) {
-	tok, err := c.read(key)
+	tok, err := c.readEntry(key + entrySuffix)
+	if err == nil && tok.Expiry.Sub(now) > maxTrustedLifetime+clockSlack {
+		err = fmt.Errorf("corrupt (trusted until %s, more than %s away)", tok.Expiry.UTC().Format(time.RFC3339), maxTrustedLifetime)
+	}
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) {
 			c.logf("cache: ignoring entry %s: %v", key, err)
 		}
 		return exchange.Token{}, false
@@ -94,27 +225,10 @@ func (c *cache) load(key string, now time.Time) (exchange.Token, bool) {
 	return tok, true
 }
 
-func (c *cache) read(key string) (exchange.Token, error) {
-	f, err := os.OpenFile(c.path(key), os.O_RDONLY|noFollow, 0)
-	if err != nil {
-		return exchange.Token{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return exchange.Token{}, err
-	}
-	switch {
-	case !fi.Mode().IsRegular():
-		return exchange.Token{}, errors.New("not a regular file")
-	case !ownedByMe(fi):
-		return exchange.Token{}, errors.New("owned by another user")
-	case fi.Mode().Perm()&0o077 != 0:
-		return exchange.Token{}, fmt.Errorf("mode %v is readable by others", fi.Mode().Perm())
-	case fi.Size() > maxEntrySize:
-		return exchange.Token{}, errors.New("too large")
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxEntrySize))
+// readEntry parses the entry called name; the token's Expiry is the
+// trusted one.
+func (c *cache) readEntry(name string) (exchange.Token, error) {
+	b, err := c.readPrivate(name)
 	if err != nil {
 		return exchange.Token{}, err
 	}
@@ -122,26 +236,153 @@ func (c *cache) read(key string) (exchange.Token, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return exchange.Token{}, errors.New("corrupt (not JSON)")
 	}
+	if e.Expiry.IsZero() {
+		return exchange.Token{}, errors.New("no recorded expiry (an older format)")
+	}
 	tok, err := exchange.ParseToken(e.Token)
 	if err != nil {
 		return exchange.Token{}, errors.New("corrupt (not a token)")
 	}
+	if e.Expiry.Before(tok.Expiry) {
+		tok.Expiry = e.Expiry
+	}
 	return tok, nil
 }
 
-// store writes tok under key atomically: a temporary file in the same
-// folder, synced, then renamed over the entry, so a reader sees the old
-// entry or the new one and never half of one.
-func (c *cache) store(key string, tok exchange.Token) error {
-	b, err := json.Marshal(cacheEntry{Token: tok.Raw})
+// readPrivate reads the file called name if it is a regular file of ours
+// that no one else can read, without following a link or blocking.
+func (c *cache) readPrivate(name string) ([]byte, error) {
+	f, fi, err := c.openPrivate(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi.Size() > maxEntrySize {
+		return nil, errors.New("too large")
+	}
+	return io.ReadAll(io.LimitReader(f, maxEntrySize))
+}
+
+// openPrivate opens the existing file called name. os.Root follows a
+// symlink that stays inside the folder even for the last component (it
+// adds O_NOFOLLOW, then resolves the link itself), so a link is refused
+// by Lstat first and the open descriptor must be the file Lstat saw. The
+// open is non-blocking and happens only for a regular file, so a FIFO or
+// device is never opened.
+func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error) {
+	before, err := c.root.Lstat(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, nil, &notRegularError{path: filepath.Join(c.dir, name), mode: before.Mode()}
+	}
+	f, err := c.root.OpenFile(name, flag|noFollow|nonBlock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkPrivateFile(filepath.Join(c.dir, name), before, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// checkPrivateFile accepts fi, of an open descriptor, only as the regular
+// file before described, owned by us, with no group or other bits.
+func checkPrivateFile(path string, before, fi fs.FileInfo) error {
+	switch {
+	case !fi.Mode().IsRegular() || !os.SameFile(before, fi):
+		return fmt.Errorf("%s changed while it was being opened", path)
+	case !ownedByMe(fi):
+		return fmt.Errorf("%s belongs to another user", path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s has mode %v, open to group or others", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// storeAt writes tok under key, trusting it until the earlier of its exp
+// and now+maxTrustedLifetime, clears the key's failure marker, and then
+// sweeps a bounded number of stale files (see sweep): at most once per
+// exchange, never on the cache-hit path.
+func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
+	exp := tok.Expiry
+	if limit := now.Add(maxTrustedLifetime); exp.After(limit) {
+		exp = limit
+	}
+	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp})
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(c.dir, key+".*.tmp") // mode 0600
+	if err := c.writeAtomic(key, entrySuffix, b); err != nil {
+		return err
+	}
+	c.removeOurs(key + failSuffix)
+	c.sweep(now)
+	return nil
+}
+
+// storeFailure records that the exchange for key failed with msg at at, so
+// that callers waiting for this process share the failure instead of each
+// repeating it. msg is stored as given: the caller passes the one-line
+// error it returns, which never holds a token.
+func (c *cache) storeFailure(key, msg string, at time.Time) error {
+	b, err := json.Marshal(failureMarker{Error: msg, At: at})
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	return c.writeAtomic(key, failSuffix, b)
+}
+
+// loadFailure returns the failure recorded for key if it was recorded
+// after since (when the caller started waiting for the lock) and not after
+// now: callers that waited for the failing exchange share its failure,
+// callers arriving later try afresh, and a marker dated in the future
+// (the clock went back) is ignored instead of failing every caller.
+func (c *cache) loadFailure(key string, since, now time.Time) (string, bool) {
+	b, err := c.readPrivate(key + failSuffix)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.logf("cache: ignoring failure marker %s: %v", key, err)
+		}
+		return "", false
+	}
+	var m failureMarker
+	if err := json.Unmarshal(b, &m); err != nil || m.Error == "" {
+		c.logf("cache: ignoring failure marker %s: corrupt", key)
+		return "", false
+	}
+	if !m.At.After(since) || m.At.After(now) {
+		return "", false
+	}
+	return m.Error, true
+}
+
+// writeAtomic writes b as key+suffix: a new temporary file in the folder
+// (O_EXCL, so it never follows a link), synced, then renamed over the
+// name (rename replaces a link rather than following it), so a reader
+// sees the old file or the new one and never half of one.
+func (c *cache) writeAtomic(key, suffix string, b []byte) error {
+	var (
+		f   *os.File
+		tmp string
+		err error
+	)
+	for range 3 {
+		tmp = key + "." + fmt.Sprintf("%016x", rand.Uint64()) + tmpSuffix
+		f, err = c.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
 	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
@@ -150,24 +391,89 @@ func (c *cache) store(key string, tok exchange.Token) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, c.path(key))
+		err = c.root.Rename(tmp, key+suffix)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		c.root.Remove(tmp)
 	}
 	return err
 }
 
-// lock takes the cross-process lock for key, waiting while another process
-// holds it (that process is exchanging; its entry is read after).
-func (c *cache) lock(ctx context.Context, key string) (unlock func(), err error) {
-	fl := flock.New(filepath.Join(c.dir, key+".lock"))
-	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
-	if err != nil {
-		return nil, err
+// removeOurs removes name if it is a regular file of ours; anything else
+// is left alone.
+func (c *cache) removeOurs(name string) bool {
+	fi, err := c.root.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() || !ownedByMe(fi) {
+		return false
 	}
+	return c.root.Remove(name) == nil
+}
+
+// lockWait takes the cross-process lock for key, waiting at most maxWait
+// (and not past ctx) while another process holds it; that process is
+// exchanging, and its entry or failure marker is read after. On timeout the
+// error wraps errLockWait. A lock file that is not a regular file of ours
+// (a planted link, FIFO or foreign file) is an error at once: no lock, and
+// the caller exchanges without the cache.
+func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration) (unlock func(), err error) {
+	name := key + lockSuffix
+	timeout := time.NewTimer(maxWait)
+	defer timeout.Stop()
+	for {
+		unlock, err = c.tryLock(name)
+		if err != nil {
+			return nil, fmt.Errorf("cache lock: %w", err)
+		}
+		if unlock != nil {
+			return unlock, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timeout.C:
+			return nil, fmt.Errorf("%w (waited %s)", errLockWait, maxWait)
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// lockBudget is how long a caller under ctx should wait for another
+// process's exchange: half of the time left, so that a caller that gives
+// up still has the other half for an exchange of its own.
+func lockBudget(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
 	if !ok {
-		return nil, errors.New("lock not taken")
+		return DefaultTimeout / 2
 	}
-	return func() { fl.Unlock() }, nil
+	return time.Until(d) / 2
+}
+
+// openLockFile opens the lock file called name, creating it if missing.
+// Creation uses O_EXCL, which never follows a link; an existing file must
+// be a regular file of ours (see openPrivate).
+func (c *cache) openLockFile(name string) (*os.File, fs.FileInfo, error) {
+	f, err := c.root.OpenFile(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL|noFollow|nonBlock, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return c.openPrivate(name, os.O_RDONLY)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkPrivateFile(filepath.Join(c.dir, name), fi, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// stillLinked reports whether the locked file fi is still the one called
+// name. A sweep may remove a lock file while a waiter has it open; that
+// waiter's lock would then exclude no one, so it must try again.
+func (c *cache) stillLinked(name string, fi fs.FileInfo) bool {
+	now, err := c.root.Lstat(name)
+	return err == nil && os.SameFile(fi, now)
 }
