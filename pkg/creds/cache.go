@@ -117,7 +117,7 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 	if ownedByMe(fi) && fi.Mode().Perm()&0o077 == 0 {
 		return &cache{root: root, dir: dir, logf: logf}, nil
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	name := privateName()
 	sub := filepath.Join(dir, name)
 	before, err := root.Lstat(name)
@@ -146,7 +146,7 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 		err = checkPrivateDir(sub, after)
 	}
 	if err != nil {
-		priv.Close()
+		_ = priv.Close()
 		return nil, err
 	}
 	return &cache{root: priv, dir: sub, logf: logf}, nil
@@ -165,7 +165,7 @@ func openDirRoot(dir string) (*os.Root, fs.FileInfo, error) {
 	}
 	fi, err := root.Stat(".")
 	if err != nil {
-		root.Close()
+		_ = root.Close()
 		return nil, nil, err
 	}
 	return root, fi, nil
@@ -256,7 +256,7 @@ func (c *cache) readPrivate(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if fi.Size() > maxEntrySize {
 		return nil, errors.New("too large")
 	}
@@ -286,7 +286,7 @@ func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error
 		err = checkPrivateFile(filepath.Join(c.dir, name), before, fi)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, err
 	}
 	return f, fi, nil
@@ -374,7 +374,7 @@ func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 		err error
 	)
 	for range 3 {
-		tmp = key + "." + fmt.Sprintf("%016x", rand.Uint64()) + tmpSuffix
+		tmp = key + "." + fmt.Sprintf("%016x", rand.Uint64()) + tmpSuffix //nolint:gosec // G404: the name need only be unique; O_EXCL in our private folder settles a clash
 		f, err = c.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if !errors.Is(err, fs.ErrExist) {
 			break
@@ -394,7 +394,7 @@ func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 		err = c.root.Rename(tmp, key+suffix)
 	}
 	if err != nil {
-		c.root.Remove(tmp)
+		_ = c.root.Remove(tmp)
 	}
 	return err
 }
@@ -464,7 +464,7 @@ func (c *cache) openLockFile(name string) (*os.File, fs.FileInfo, error) {
 		err = checkPrivateFile(filepath.Join(c.dir, name), fi, fi)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, err
 	}
 	return f, fi, nil

@@ -26,18 +26,18 @@ func (c *cache) tryLock(name string) (unlock func(), err error) {
 		}
 	}
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		f.Close()
+		_ = f.Close()
 		return nil, nil
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if !c.stillLinked(name, fi) {
-		f.Close() // closing releases the lock
+		_ = f.Close() // closing releases the lock
 		return nil, nil
 	}
 	// Closing releases the lock; no LOCK_UN by number, which a second
 	// call could aim at a reused descriptor.
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil
 }

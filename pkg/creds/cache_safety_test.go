@@ -55,7 +55,7 @@ func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
 			require.NoError(t, os.Chmod(dir, perm))
 			c, err := openCache(dir, t.Logf)
 			require.NoError(t, err)
-			defer c.close()
+			defer func() { _ = c.close() }()
 			assert.Equal(t, os.ModeDir|perm, mode(t, dir), "mode (and sticky bit) kept")
 
 			key := cacheKey(name)
@@ -68,7 +68,7 @@ func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
 			// The next process finds and uses the same subfolder.
 			c2, err := openCache(dir, t.Logf)
 			require.NoError(t, err)
-			defer c2.close()
+			defer func() { _ = c2.close() }()
 			_, ok := c2.load(key, time.Now())
 			assert.True(t, ok)
 		})
@@ -78,7 +78,7 @@ func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a", "cache")
 		c, err := openCache(dir, t.Logf)
 		require.NoError(t, err)
-		defer c.close()
+		defer func() { _ = c.close() }()
 		assert.Equal(t, dir, c.dir)
 		assert.Equal(t, os.ModeDir|0o700, mode(t, dir))
 	})
@@ -153,7 +153,7 @@ func TestCacheForeignOwner(t *testing.T) {
 	require.NoError(t, os.Chown(dir, 65534, 65534))
 	c, err := openCache(dir, t.Logf)
 	require.NoError(t, err)
-	defer c.close()
+	defer func() { _ = c.close() }()
 	assert.Equal(t, filepath.Join(dir, privateName()), c.dir)
 	fi, err := os.Stat(dir)
 	require.NoError(t, err)
@@ -172,33 +172,33 @@ func TestOpenCacheFollowsASymlinkedFolderHoweverSpelled(t *testing.T) {
 
 	t.Run("to a private folder: used as it is", func(t *testing.T) {
 		base := t.TempDir()
-		real := filepath.Join(base, "real")
-		require.NoError(t, os.Mkdir(real, 0o700))
+		target := filepath.Join(base, "target")
+		require.NoError(t, os.Mkdir(target, 0o700))
 		link := filepath.Join(base, "link")
-		require.NoError(t, os.Symlink(real, link))
+		require.NoError(t, os.Symlink(target, link))
 		for i, dir := range spellings(link) {
 			c, err := openCache(dir, t.Logf)
 			require.NoError(t, err, dir)
 			key := cacheKey(fmt.Sprint(i))
 			require.NoError(t, c.storeAt(key, tok, time.Now()))
-			c.close()
-			assert.FileExists(t, filepath.Join(real, key+".json"), dir)
+			_ = c.close()
+			assert.FileExists(t, filepath.Join(target, key+".json"), dir)
 		}
 	})
 
 	t.Run("to a shared folder: private subfolder in the target", func(t *testing.T) {
 		base := t.TempDir()
-		real := filepath.Join(base, "real")
-		require.NoError(t, os.Mkdir(real, 0o700))
-		require.NoError(t, os.Chmod(real, 0o777|os.ModeSticky))
+		target := filepath.Join(base, "target")
+		require.NoError(t, os.Mkdir(target, 0o700))
+		require.NoError(t, os.Chmod(target, 0o777|os.ModeSticky))
 		link := filepath.Join(base, "link")
-		require.NoError(t, os.Symlink(real, link))
+		require.NoError(t, os.Symlink(target, link))
 		for _, dir := range spellings(link) {
 			c, err := openCache(dir, t.Logf)
 			require.NoError(t, err, dir)
-			c.close()
-			assert.Equal(t, os.ModeDir|0o777|os.ModeSticky, mode(t, real), dir)
-			assert.Equal(t, os.ModeDir|0o700, mode(t, filepath.Join(real, privateName())), dir)
+			_ = c.close()
+			assert.Equal(t, os.ModeDir|0o777|os.ModeSticky, mode(t, target), dir)
+			assert.Equal(t, os.ModeDir|0o700, mode(t, filepath.Join(target, privateName())), dir)
 		}
 	})
 
@@ -242,11 +242,11 @@ func TestCacheEntryPlantsAreAPromptMiss(t *testing.T) {
 			var mu sync.Mutex
 			c, err := openCache(filepath.Join(t.TempDir(), "cache"), func(f string, a ...any) {
 				mu.Lock()
-				defer mu.Unlock()
+				defer func() { mu.Unlock() }()
 				fmt.Fprintf(&logs, f+"\n", a...)
 			})
 			require.NoError(t, err)
-			defer c.close()
+			defer func() { _ = c.close() }()
 			require.NoError(t, os.WriteFile(filepath.Join(c.dir, "other.json"), b, 0o600))
 			key := cacheKey(name)
 			plant(t, c.path(key))
@@ -297,7 +297,7 @@ func TestCacheLockWaitIsBounded(t *testing.T) {
 	unlock()
 	holder := flock.New(filepath.Join(c.dir, key+".lock"))
 	require.NoError(t, holder.Lock())
-	defer holder.Unlock()
+	defer func() { _ = holder.Unlock() }()
 
 	const maxWait = 50 * time.Millisecond
 	start := time.Now()

@@ -34,13 +34,13 @@ func (c *cache) sweep(now time.Time) int {
 		return 0
 	}
 	names, _ := d.Readdirnames(sweepRead)
-	d.Close()
+	_ = d.Close()
 	n := len(names)
 	if n == 0 {
 		return 0
 	}
 	removed := 0
-	start := rand.IntN(n)
+	start := rand.IntN(n) //nolint:gosec // G404: spreads the sweep over the folder; nothing depends on it being unpredictable
 	for i := range min(n, sweepExamine) {
 		removed += c.sweepOne(names[(start+i)%n], now)
 	}

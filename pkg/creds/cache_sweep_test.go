@@ -66,7 +66,7 @@ func TestCacheSweep(t *testing.T) {
 	}
 	holder := flock.New(at(busy + ".lock"))
 	require.NoError(t, holder.Lock())
-	defer holder.Unlock()
+	defer func() { _ = holder.Unlock() }()
 
 	removed := c.sweep(now)
 

@@ -32,7 +32,7 @@ func newTestCache(t *testing.T) *cache {
 	t.Helper()
 	c, err := openCache(filepath.Join(t.TempDir(), "cache"), t.Logf)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.close() })
+	t.Cleanup(func() { _ = c.close() })
 	return c
 }
 

@@ -74,3 +74,33 @@ func redact(err error, secrets ...string) error {
 	}
 	return &redactedError{msg: clean, err: err}
 }
+
+// classes lists the kinds above, for sharedFailure.
+var classes = []error{
+	ErrNoAmbientToken, ErrBadAmbientToken, ErrTokenExpired, ErrWrongAudience,
+	ErrIdentityRejected, ErrSTSUnreachable, ErrSTSFailed, ErrIssuerMisconfigured,
+	ErrClockSkew, ErrBadIdentity,
+}
+
+// sharedError is a failure another process had for the same key while this
+// one waited for it, replayed from the cache's failure marker. It keeps the
+// kind, so errors.Is works as for a failure of our own.
+type sharedError struct {
+	msg   string
+	class error
+}
+
+func (e *sharedError) Error() string { return e.msg }
+func (e *sharedError) Unwrap() error { return e.class }
+
+// sharedFailure rebuilds a recorded failure: every message of this package
+// starts with its kind's text, which gives the kind back.
+func sharedFailure(msg string) error {
+	msg += " (another process failed so while this one waited; not repeated)"
+	for _, c := range classes {
+		if strings.HasPrefix(msg, c.Error()+":") {
+			return &sharedError{msg: msg, class: c}
+		}
+	}
+	return &sharedError{msg: msg}
+}

@@ -188,25 +188,64 @@ func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (
 func (h *Helper) token(ctx context.Context, key, identity string, ambient func(context.Context) (AmbientToken, error)) (exchange.Token, error) {
 	c := h.openCache()
 	if c != nil {
+		opened := c // c becomes nil below if the lock cannot be had
+		defer func() { _ = opened.close() }()
 		if tok, ok := c.load(key, h.now()); ok {
 			h.logf("cache hit: token valid until %s", tok.Expiry) // formatted only when logging
 			return tok, nil
 		}
-		unlock, err := c.lock(ctx, key)
+		since := h.now()
+		// A holder that is frozen or hung must not take this call down with
+		// it: wait for part of the deadline only, then exchange without the
+		// cache. Better an extra exchange than a failed pull.
+		unlock, err := c.lockWait(ctx, key, lockBudget(ctx))
 		if err != nil {
-			// Better an extra exchange than a failed pull.
 			h.logf("cache: no lock (%v); exchanging without the cache", err)
 			c = nil
 		} else {
 			defer unlock()
-			// Whoever held the lock may have just written the entry.
+			// Whoever held the lock may have just written the entry...
 			if tok, ok := c.load(key, h.now()); ok {
 				h.logf("cache hit after waiting for another exchange")
 				return tok, nil
 			}
+			// ...or failed while we waited. Its answer is as fresh as ours
+			// would be, and under a failing STS fifty callers must not each
+			// spend their deadline retrying one after another.
+			if msg, ok := c.loadFailure(key, since, h.now()); ok {
+				return exchange.Token{}, sharedFailure(msg)
+			}
 		}
 	}
 
+	tok, err := h.exchange(ctx, identity, ambient)
+	if err != nil {
+		// Not when our own deadline ran out: that is not the STS's answer.
+		if c != nil && ctx.Err() == nil {
+			if serr := c.storeFailure(key, err.Error(), h.now()); serr != nil {
+				h.logf("cache: cannot record the failure: %v", serr)
+			}
+		}
+		return exchange.Token{}, err
+	}
+	now := h.now()
+	switch {
+	case c == nil:
+	case tok.Expiry.Sub(now) <= Margin:
+		h.logf("cache: not storing a token with only %s left", tok.Expiry.Sub(now).Round(time.Second))
+	default:
+		if err := c.storeAt(key, tok, now); err != nil {
+			h.logf("cache: cannot store the token: %v", err)
+		}
+	}
+	return tok, nil
+}
+
+// exchange gets the ambient token and trades it at the STS. The issued
+// token's life is trusted for at most maxTrustedLifetime: a token that
+// claims to live for years is neither cached nor handed to the kubelet for
+// years.
+func (h *Helper) exchange(ctx context.Context, identity string, ambient func(context.Context) (AmbientToken, error)) (exchange.Token, error) {
 	amb, err := ambient(ctx)
 	if err != nil {
 		return exchange.Token{}, err
@@ -223,14 +262,9 @@ func (h *Helper) token(ctx context.Context, key, identity string, ambient func(c
 	if err := checkIssued(tok, now); err != nil {
 		return exchange.Token{}, err
 	}
-	switch {
-	case c == nil:
-	case tok.Expiry.Sub(now) <= Margin:
-		h.logf("cache: not storing a token with only %s left", tok.Expiry.Sub(now).Round(time.Second))
-	default:
-		if err := c.store(key, tok); err != nil {
-			h.logf("cache: cannot store the token: %v", err)
-		}
+	if limit := now.Add(maxTrustedLifetime); tok.Expiry.After(limit) {
+		h.logf("the issued token claims to live until %s; trusting it for %s", tok.Expiry.UTC().Format(time.RFC3339), maxTrustedLifetime)
+		tok.Expiry = limit
 	}
 	return tok, nil
 }

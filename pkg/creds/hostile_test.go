@@ -131,7 +131,7 @@ func readsPromptly(t *testing.T, fn func() error) error {
 	}
 }
 
-func mkfifo(t *testing.T, path string) {
+func plantFIFO(t *testing.T, path string) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	require.NoError(t, syscall.Mkfifo(path, 0o600))
@@ -149,7 +149,7 @@ func mkfifo(t *testing.T, path string) {
 func TestSpecialFilesFailAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	mkfifo(t, fifo)
+	plantFIFO(t, fifo)
 	sock := filepath.Join(dir, "sock")
 	l, err := net.Listen("unix", sock)
 	require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 	t.Run("config file fifo", func(t *testing.T) {
 		xdg := t.TempDir()
 		path := filepath.Join(xdg, "docker-credential-cgr", "config.json")
-		mkfifo(t, path)
+		plantFIFO(t, path)
 		err := readsPromptly(t, func() error {
 			_, err := LoadConfig(envFrom(map[string]string{"XDG_CONFIG_HOME": xdg}))
 			return err
