@@ -35,6 +35,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzNormalizeHost -fuzztime=200000x ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz=FuzzParseResponse -fuzztime=200000x ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz=FuzzParseError -fuzztime=200000x ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=20000x ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzRegistryMatch$$' -fuzztime=20000x ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAmbientToken$$' -fuzztime=20000x ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=20000x ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=20000x ./pkg/kubelet/
+	$(GO) test -run='^$$' -fuzz='^FuzzServe$$' -fuzztime=20000x ./pkg/kubelet/
 
 ## bench: Go benchmarks plus whole-process timings; numbers go in docs/benchmarks.md
 bench: build

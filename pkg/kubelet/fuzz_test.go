@@ -132,7 +132,11 @@ func FuzzServe(f *testing.F) {
 				}
 			}
 			for _, s := range secretPieces(sat) {
-				if strings.Contains(msg, s) && echoed(s, request, func(r string) string {
+				if strings.Contains(msg, s) && echoed(s, sat, func(sat string) string {
+					r := withToken(request, sat)
+					if mode%4 != 0 {
+						r = buildRequest(t, apiVersion, image, sat, annotation)
+					}
 					_, err := run(r)
 					if err == nil {
 						return ""
@@ -231,8 +235,8 @@ func FuzzReadRequest(f *testing.F) {
 		}
 		_ = json.Unmarshal(raw, &loose)
 		for _, s := range secretPieces(loose.ServiceAccountToken) {
-			if strings.Contains(msg, s) && echoed(s, string(raw), func(r string) string {
-				_, err := readRequest(strings.NewReader(r))
+			if strings.Contains(msg, s) && echoed(s, loose.ServiceAccountToken, func(sat string) string {
+				_, err := readRequest(strings.NewReader(withToken(string(raw), sat)))
 				if err == nil {
 					return ""
 				}
@@ -332,16 +336,39 @@ func secretPieces(secret string) []string {
 	return out
 }
 
-// echoed tells a real echo of s in a message from a coincidence (s being
-// a piece of the message's own fixed text, which a fuzzer can produce):
-// rerun makes the message again from input with s replaced by a same-length
-// canary. s came from the input if the new message no longer holds it.
-// When s is not literally in input (escaped in JSON), it counts as echoed.
-func echoed(s, input string, rerun func(string) string) bool {
-	if !strings.Contains(input, s) {
-		return true
+// echoed tells a real echo of s, a piece of the token sat, in a message
+// from a coincidence (s being a piece of the message's own fixed text, or of
+// another field that happens to hold the same text, which a fuzzer can
+// produce): rerun makes the message again with s replaced by a same-length
+// canary in the token only. s came from the token if the new message no
+// longer holds it.
+func echoed(s, sat string, rerun func(sat string) string) bool {
+	c := canary(s)
+	if c == s {
+		return true // nothing to rotate: no way to tell, so it counts
 	}
-	return !strings.Contains(rerun(strings.ReplaceAll(input, s, canary(s))), s)
+	return !strings.Contains(rerun(strings.ReplaceAll(sat, s, c)), s)
+}
+
+// withToken is the JSON request raw with its serviceAccountToken (matched
+// case-insensitively, as encoding/json does) set to sat and every other
+// member kept. A request that is not a JSON object is returned as it is.
+func withToken(raw, sat string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(raw), &m) != nil {
+		return raw
+	}
+	v, _ := json.Marshal(sat)
+	for k := range m {
+		if strings.EqualFold(k, "serviceAccountToken") {
+			m[k] = v
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return string(b)
 }
 
 // canary rotates every letter and digit of s, keeping its length and shape.
