@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,15 +79,21 @@ func FuzzRegistryMatch(f *testing.F) {
 				entries = append(entries, e)
 			}
 		}
-		for _, e := range entries {
-			if !fzBadPattern(e) {
-				continue
-			}
+		if bad := slices.IndexFunc(entries, fzBadPattern); bad >= 0 {
 			if err == nil {
-				t.Fatalf("CHAINGUARD_REGISTRY entry %q is neither a host nor *.domain, yet the configuration was accepted", e)
+				t.Fatalf("CHAINGUARD_REGISTRY entry %q is neither a host nor *.domain, yet the configuration was accepted", entries[bad])
 			}
-			if msg := err.Error(); len(e) <= 64 && !strings.Contains(msg, e) && !strings.Contains(msg, fzQuoted(e)) {
-				t.Errorf("the error does not name the bad entry %q: %v", e, err)
+			// The error names a bad entry: this one, or one before it
+			// that the loader refused first by rules of its own.
+			named, checkable := false, false
+			for _, e := range entries[:bad+1] {
+				if len(e) <= 64 {
+					checkable = true
+					named = named || strings.Contains(err.Error(), e) || strings.Contains(err.Error(), fzQuoted(e))
+				}
+			}
+			if checkable && !named {
+				t.Errorf("the error does not name the bad entry %q: %v", entries[bad], err)
 			}
 		}
 		if err != nil {
