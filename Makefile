@@ -59,9 +59,15 @@ lint-kubelet:
 ## CI runs it as is; for a long local run: make fuzz FUZZTIME=1000000x
 FUZZTIME ?= 20000x
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzNormalizeHost -fuzztime=$(FUZZTIME) ./pkg/creds/
-	$(GO) test -run='^$$' -fuzz=FuzzParseResponse -fuzztime=$(FUZZTIME) ./pkg/exchange/
-	$(GO) test -run='^$$' -fuzz=FuzzParseError -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzNormalizeHost$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzRegistryMatch$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAmbientToken$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
+	$(GO) test -run='^$$' -fuzz='^FuzzServe$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
 
 ## bench: Go benchmarks plus whole-process timings; numbers go in docs/benchmarks.md
 bench: build
