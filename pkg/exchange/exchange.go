@@ -378,7 +378,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return Token{}, c.unreachable(err)
+		return Token{}, c.unreachable(err, subjectToken)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
@@ -388,7 +388,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		// The answer started but broke off: as good as no answer.
-		return Token{}, c.unreachable(err)
+		return Token{}, c.unreachable(err, subjectToken)
 	}
 	if resp.StatusCode == http.StatusOK {
 		if len(data) > maxBody {
@@ -406,13 +406,30 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 
 // unreachable wraps a transport error. *url.Error is unwrapped because its
 // text repeats the method and URL that UnreachableError already names.
-func (c *Client) unreachable(err error) error {
+//
+// net/http's own errors quote what the server sent (a Location header it
+// could not parse, say), which may echo the subject token or break the line:
+// their text is cleaned like any server text, keeping the chain for
+// errors.Is/As.
+func (c *Client) unreachable(err error, subjectToken string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	if msg := cleanMessage(err.Error(), maxMessage, []string{subjectToken}); msg != err.Error() {
+		err = &cleanedError{msg: msg, err: err}
+	}
 	return &UnreachableError{URL: c.url, Err: err}
 }
+
+// cleanedError is an error whose text was made safe to show.
+type cleanedError struct {
+	msg string
+	err error
+}
+
+func (e *cleanedError) Error() string { return e.msg }
+func (e *cleanedError) Unwrap() error { return e.err }
 
 func (c *Client) statusError(resp *http.Response, body []byte, subjectToken string) *StatusError {
 	se := &StatusError{
