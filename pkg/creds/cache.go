@@ -117,6 +117,13 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 	if ownedByMe(fi) && fi.Mode().Perm()&0o077 == 0 {
 		return &cache{root: root, dir: dir, logf: logf}, nil
 	}
+	if uid := ownerID(fi); !ownedByMe(fi) && uid != 0 {
+		// Its owner decides what is in it, and can rename whatever we put
+		// there; and a root process has no business filling a user's
+		// folder. Root's shared folders (/tmp) get the subfolder below.
+		_ = root.Close()
+		return nil, fmt.Errorf("%s belongs to user id %d, not to this user or root; point CHAINGUARD_CACHE_DIR at a folder of your own", dir, uid)
+	}
 	defer func() { _ = root.Close() }()
 	name := privateName()
 	sub := filepath.Join(dir, name)

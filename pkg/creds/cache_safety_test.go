@@ -146,23 +146,29 @@ func TestCacheForeignOwner(t *testing.T) {
 	_, ok := c.load(key, time.Now())
 	assert.False(t, ok, "an entry owned by someone else is not trusted")
 
-	// Someone else's folder is left as it is; tokens go to our own
-	// subfolder inside it.
+	// Someone else's folder is left as it is, with nothing put in it: the
+	// cache is off.
 	dir := filepath.Join(t.TempDir(), "theirs")
 	require.NoError(t, os.Mkdir(dir, 0o700))
 	require.NoError(t, os.Chown(dir, 65534, 65534))
-	c, err := openCache(dir, t.Logf)
+	_, err := openCache(dir, t.Logf)
+	assert.ErrorContains(t, err, "belongs to user id 65534")
+	left, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	defer func() { _ = c.close() }()
-	assert.Equal(t, filepath.Join(dir, privateName()), c.dir)
+	assert.Empty(t, left, "nothing written in another user's folder")
 	fi, err := os.Stat(dir)
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeDir|0o700, fi.Mode())
 	assert.Equal(t, uint32(65534), fi.Sys().(*syscall.Stat_t).Uid, "owner unchanged")
 
-	// A private subfolder that someone else made disables the cache.
-	require.NoError(t, os.Chown(c.dir, 65534, 65534))
-	_, err = openCache(dir, t.Logf)
+	// Root's shared folder gets a private subfolder; one that someone else
+	// made there disables the cache.
+	shared := filepath.Join(t.TempDir(), "shared")
+	require.NoError(t, os.Mkdir(shared, 0o777))
+	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
+	require.NoError(t, os.Mkdir(filepath.Join(shared, privateName()), 0o700))
+	require.NoError(t, os.Chown(filepath.Join(shared, privateName()), 65534, 65534))
+	_, err = openCache(shared, t.Logf)
 	assert.ErrorContains(t, err, "another user")
 }
 

@@ -16,6 +16,14 @@ func ownedByMe(fi fs.FileInfo) bool {
 	return ok && int(st.Uid) == os.Geteuid()
 }
 
+// ownerID is the user id that owns fi, or -1 if it cannot be told.
+func ownerID(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
 // checkTrusted refuses a file that another user could have written: like
 // ssh with its config, the file must belong to the effective user or root
 // and must not be writable by group or others.
