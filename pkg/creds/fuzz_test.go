@@ -74,6 +74,9 @@ func FuzzRegistryMatch(f *testing.F) {
 		}
 
 		var entries []string
+		if list == "" { // unset: the default list
+			list = DefaultRegistry
+		}
 		for e := range strings.SplitSeq(list, ",") {
 			if e = strings.TrimSpace(e); e != "" {
 				entries = append(entries, e)
