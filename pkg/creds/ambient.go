@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -145,10 +146,15 @@ func LooksLikeJWT(s string) bool {
 // around it (quotes, "Bearer "): messages then describe it by shape only.
 func readIdentityTokenFile(v string) (AmbientToken, error) {
 	const setting = "CHAINGUARD_IDENTITY_TOKEN"
-	shown := describeValue(v)
+	// Only a value that exists as a file is shown: it is a path, not a
+	// pasted secret. Anything else may be (part of) a token, whatever it
+	// looks like, and is described by its shape.
+	shown := "(value not shown: " + logsafe.Shape(v) + pathHint(v) + ")"
 	if _, err := os.Lstat(v); err == nil {
-		// Something exists there, so it is a path, not a pasted secret.
 		shown = logsafe.Quote(v, pathLimit)
+	} else if dir := existingParent(v); dir != "" {
+		// What exists is a path too, and says where the typo is.
+		shown += "; the longest leading part of it that exists is the folder " + logsafe.Quote(dir, pathLimit)
 	}
 	tok, err := readTokenFile(v, setting+" file "+shown)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -160,6 +166,28 @@ func readIdentityTokenFile(v string) (AmbientToken, error) {
 			"set it to the bare token, or to the path of a file holding it (surrounding white space is ignored)"
 	}
 	return AmbientToken{}, fmt.Errorf("%w: %s is not a JWT, and as a path it does not exist: %s; %s", ErrBadAmbientToken, setting, shown, hint)
+}
+
+// existingParent is the longest leading folder of v that exists, other
+// than the root or the working folder, or "".
+func existingParent(v string) string {
+	for dir := filepath.Dir(v); dir != "." && dir != string(filepath.Separator); dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return dir
+		}
+	}
+	return ""
+}
+
+// pathHint says whether a value has the look of a path, without showing it.
+func pathHint(v string) string {
+	switch {
+	case strings.HasPrefix(v, "/"):
+		return ", starts with / like an absolute path"
+	case strings.ContainsAny(v, "/\\"):
+		return ", holds a path separator"
+	}
+	return ""
 }
 
 // readTokenFile reads a token file. Links are followed (the kubelet's

@@ -16,7 +16,9 @@ import (
 // send a different one of these shapes for the same registry.
 func NormalizeHost(serverURL string) string {
 	s := strings.TrimSpace(serverURL)
-	if i := strings.Index(s, "://"); i >= 0 {
+	// Only a real scheme ends at "://": in "//evil.example/://cgr.dev" it
+	// is part of the path, as Go's URL parser reads it.
+	if i := strings.Index(s, "://"); i > 0 && isScheme(s[:i]) {
 		s = s[i+3:]
 	}
 	if i := strings.IndexAny(s, "/?#"); i >= 0 {
@@ -30,6 +32,18 @@ func NormalizeHost(serverURL string) string {
 		s = strings.TrimSuffix(s, ":443")
 	}
 	return s
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.'.
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || (c < '0' || c > '9') && c != '+' && c != '-' && c != '.') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // registries is the set of hosts the helper answers for. An entry is a host

@@ -243,7 +243,9 @@ func describeIssuer(issuer string) string {
 	if i := strings.IndexAny(s, "?#"); i >= 0 {
 		s, note = s[:i], note+" (query or fragment not shown)"
 	}
-	if _, err := url.Parse(s); err != nil || !strings.Contains(s, "://") || strings.Contains(s, "eyJ") || len(s) > 256 {
+	// An '@' left after stripping means the value has more than one place
+	// user info could hide: show none of it.
+	if _, err := url.Parse(s); err != nil || !strings.Contains(s, "://") || strings.ContainsAny(s, "@") || strings.Contains(s, "eyJ") || len(s) > 256 {
 		return "(a value of " + logsafe.Shape(issuer) + ")"
 	}
 	return logsafe.Quote(s, logsafe.DefaultLimit) + note
