@@ -384,12 +384,12 @@ func fzMsg(err error) string {
 func fzQuoted(e string) string { q := strconv.Quote(e); return q[1 : len(q)-1] }
 
 // fzPieces is what must never be shown of a secret: the value itself
-// (trimmed too) when at least min bytes, and each dot-separated part of 16
+// (trimmed too) when at least minLen bytes, and each dot-separated part of 16
 // bytes or more.
-func fzPieces(secret string, min int) []string {
+func fzPieces(secret string, minLen int) []string {
 	var out []string
 	for _, v := range []string{secret, strings.TrimSpace(secret)} {
-		if len(v) >= min && (len(out) == 0 || out[0] != v) {
+		if len(v) >= minLen && (len(out) == 0 || out[0] != v) {
 			out = append(out, v)
 		}
 	}

@@ -90,7 +90,7 @@ func newAbuseWorld() (*abuseWorld, error) {
 	if err != nil {
 		return nil, err
 	}
-	atExit(func() { os.RemoveAll(dir) })
+	atExit(func() { _ = os.RemoveAll(dir) })
 	// Root-owned and readable by others, as a projected token is in a pod:
 	// the config-file trust rule does not apply to the token file.
 	w.ambientFile = filepath.Join(dir, "oidc-token")
