@@ -28,8 +28,9 @@ func NormalizeHost(serverURL string) string {
 		s = s[i+1:]
 	}
 	s = strings.ToLower(strings.TrimSpace(s))
-	for strings.HasSuffix(s, ":443") {
-		s = strings.TrimSuffix(s, ":443")
+	// Until nothing changes: "x :443" loses the port, then the space.
+	for t := ""; t != s; {
+		t, s = s, strings.TrimSpace(strings.TrimSuffix(s, ":443"))
 	}
 	return s
 }
