@@ -161,7 +161,7 @@ func TestLiveKubeletSubcommand(t *testing.T) {
 	cacheDir := t.TempDir()
 	run := func(t *testing.T, req credentialproviderv1.CredentialProviderRequest) result {
 		t.Helper()
-		req.TypeMeta.APIVersion, req.TypeMeta.Kind = providerAPIVersion, "CredentialProviderRequest"
+		req.APIVersion, req.Kind = providerAPIVersion, "CredentialProviderRequest"
 		in, err := json.Marshal(req)
 		if err != nil {
 			t.Fatal(err)
