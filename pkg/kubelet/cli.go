@@ -108,6 +108,11 @@ func RunConfigure(args []string, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return fail(1, "%v", err)
 	}
+	release := "kubelet release: from --kubelet-version"
+	if !set["kubelet-version"] {
+		release = "kubelet release: not set: the newest, " + NewestVersion.String() + "; give --kubelet-version for older nodes"
+	}
+	opts.Notes = append([]string{release}, opts.Notes...)
 	// Written whole or not at all: the output is usually piped to a file
 	// the kubelet reads.
 	var out strings.Builder
