@@ -19,12 +19,16 @@ LINT_PATH             = PATH="$$($(GO) env GOPATH | cut -d: -f1)/bin:$$PATH"; ex
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-credential-cgr
 
-## test: unit and integration tests (the integration tests build the binary and run it), then
-## test/kubelet, its own module, where the kubelet's plugin code drives the binary (the first run
-## downloads and compiles k8s.io/kubernetes: about 3 minutes on 2 cores). -count=1 there because
-## the binary it builds lies outside that module, where go test's cache cannot see it change.
+## test: unit and integration tests (the integration tests build the binary and run it); then
+## test/kubelet-config's modules, one per supported kubelet release (v1_33 ... v1_37), each
+## decoding configure-kubelet's configs strictly with that release's own k8s.io/kubelet types
+## (seconds each once compiled); then test/kubelet, its own module, where the newest kubelet's
+## plugin code drives the binary (the first run downloads and compiles k8s.io/kubernetes: over
+## 10 minutes on 2 cores). -count=1 in those modules because the binary and the golden files lie
+## outside them, where go test's cache cannot see them change.
 test:
 	$(GO) test -race -count=1 ./...
+	for m in test/kubelet-config/v1_*/; do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 	cd test/kubelet && $(GO) test -count=1 ./...
 
 ## demo: the whole flow in a local sandbox, offline, through the built binary

@@ -31,9 +31,9 @@ func main() {
 			exitOn(err)
 			os.Exit(kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr))
 		case "configure-kubelet":
-			cfg, err := creds.LoadConfig(os.Getenv)
-			exitOn(err)
-			os.Exit(kubelet.RunConfigure(os.Args[2:], cfg, os.Getenv, os.Stdout, os.Stderr))
+			// Flags and environment only: never the invoking user's
+			// config file, which is theirs and not every node's.
+			os.Exit(kubelet.RunConfigure(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		}
 	}
 	if h, err := newHelper(); err == nil {

@@ -509,11 +509,46 @@ func TestConfigureKubeletSubcommand(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "kind: CredentialProviderConfig")
 	assert.Contains(t, r.stdout, "  - \""+w.sb.Registry.Host()+"\"\n", "matchImages are the served registries")
-	assert.Contains(t, r.stdout, "cacheType: ServiceAccount")
+	assert.Contains(t, r.stdout, "cacheType: ServiceAccount", "the newest kubelet by default")
 	assert.NotContains(t, r.stdout, "ClusterRole", "stdout stays one document")
 	assert.Contains(t, r.stderr, "request-serviceaccounts-token-audience")
+
+	r = w.run("", "configure-kubelet", "--mode", "service-account", "--kubelet-version", "1.33")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, "cacheType:", "1.33 has no cacheType")
+	assert.Contains(t, r.stdout, "KubeletServiceAccountTokenForCredentialProviders=true")
 
 	r = w.run("", "configure-kubelet", "--rbac")
 	require.Equal(t, 0, r.code)
 	assert.Contains(t, r.stdout, "kind: ClusterRoleBinding")
+
+	for _, args := range [][]string{{"--kubelet-version", "1.32"}, {"--kubelet-version", "one"}, {"--mode", "nodes"}} {
+		r = w.run("", append([]string{"configure-kubelet"}, args...)...)
+		assert.Equal(t, 2, r.code, "%v", args)
+		assert.Empty(t, r.stdout, "%v: nothing on stdout", args)
+		assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "%v: one line: %q", args, r.stderr)
+	}
+}
+
+// The invoking user's config file is theirs: configure-kubelet writes a
+// config for every node from flags and environment only, even when that
+// file sets everything (or is broken).
+func TestConfigureKubeletIgnoresThePersonalConfigFile(t *testing.T) {
+	w := newWorld(t)
+	dir := filepath.Join(w.env["HOME"], ".config", "docker-credential-cgr")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	personal := `{"identity":"personal-identity","registries":["personal.example.com"],"issuer":"https://personal-sts.example.com","cache_dir":"/home/me/cache"}`
+	for _, content := range []string{personal, "{not json"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(content), 0o600))
+		for _, k := range []string{"CHAINGUARD_IDENTITY", "CHAINGUARD_ISSUER", "CHAINGUARD_REGISTRY", "CHAINGUARD_CACHE_DIR", "CHAINGUARD_IDENTITY_TOKEN"} {
+			delete(w.env, k)
+		}
+		r := w.run("", "configure-kubelet", "--identity", "flag-identity")
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.NotContains(t, r.stdout, "personal")
+		assert.NotContains(t, r.stdout, "/home/me")
+		assert.Contains(t, r.stdout, "  - \"cgr.dev\"\n  - \"*.cgr.dev\"\n")
+		assert.Contains(t, r.stdout, "#   CHAINGUARD_IDENTITY: from --identity\n")
+		assert.Contains(t, r.stdout, "value: \"flag-identity\"")
+	}
 }

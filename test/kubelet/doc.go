@@ -1,6 +1,6 @@
 // Package kubelettest proves docker-credential-cgr works as a kubelet image
 // credential provider by driving the built binary with the kubelet's own
-// plugin code (k8s.io/kubernetes/pkg/credentialprovider/plugin, v1.34), and
+// plugin code (k8s.io/kubernetes/pkg/credentialprovider/plugin, v1.37.2), and
 // by decoding its wire format and configuration strictly with the
 // k8s.io/kubelet and k8s.io/api types.
 //

@@ -107,7 +107,7 @@ func setup() error {
 	build := exec.Command("go", "build", "-o", env.bin, "./cmd/docker-credential-cgr")
 	build.Dir = env.root
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 
 	// The plugin runs with the kubelet's (this process's) environment plus
@@ -117,10 +117,12 @@ func setup() error {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, "CHAINGUARD_") || strings.HasPrefix(name, "ACTIONS_ID_TOKEN_REQUEST_") {
-			os.Unsetenv(name)
+			_ = os.Unsetenv(name)
 		}
 	}
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(env.tmp, "xdg-config"))
+	if err := os.Setenv("XDG_CONFIG_HOME", filepath.Join(env.tmp, "xdg-config")); err != nil {
+		return err
+	}
 
 	if env.sb, err = sandbox.Start(); err != nil {
 		return err
@@ -147,7 +149,7 @@ func setup() error {
 	// The configuration is whatever the binary itself prints.
 	res := runBinary([]string{"configure-kubelet", "--mode", "service-account"}, nil, sandboxEnv(filepath.Join(env.tmp, "kubelet-cache"))...)
 	if res.err != nil {
-		return fmt.Errorf("configure-kubelet --mode service-account: %v: %s", res.err, res.stderr)
+		return fmt.Errorf("configure-kubelet --mode service-account: %w: %s", res.err, res.stderr)
 	}
 	env.saConfig, env.saConfigErr = res.stdout, res.stderr
 	configPath := filepath.Join(env.tmp, "credential-provider-config.yaml")
@@ -165,7 +167,7 @@ func teardown() {
 		env.sb.Close()
 	}
 	if env.tmp != "" {
-		os.RemoveAll(env.tmp)
+		_ = os.RemoveAll(env.tmp)
 	}
 }
 
@@ -314,8 +316,8 @@ func (s *syncBuffer) String() string {
 }
 
 // captureKlog sends all of klog's output, once per message, to a buffer
-// and nowhere else; -v=5 keeps the plugin code's "Getting image ...
-// credentials from external exec plugin" line, which counts executions.
+// and nowhere else; -v=5 keeps the plugin code's "Getting image credentials
+// from external exec plugin" line, which counts executions.
 func captureKlog() *syncBuffer {
 	flags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(flags)

@@ -2,6 +2,7 @@ package kubelettest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +19,18 @@ import (
 	"k8s.io/kubernetes/pkg/features"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	cgr "github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
-// execLine is what the kubelet's plugin code logs (at -v=5) each time it
-// runs the plugin, rather than answering from its in-memory cache.
-const execLine = "credentials from external exec plugin docker-credential-cgr"
+// execLine is what the kubelet's plugin code (v1.37) logs (at -v=5) each
+// time it runs the plugin, rather than answering from its in-memory cache;
+// failLine is in what it logs when the plugin fails. Both are structured
+// log lines since 1.37 (1.34 wrote "Getting image %s credentials from
+// external exec plugin %s" and "Failed getting credential ...").
+const (
+	execLine = `"Getting image credentials from external exec plugin" pluginName="docker-credential-cgr"`
+	failLine = "failed to get credential from external registry credential provider: error execing credential provider plugin docker-credential-cgr"
+)
 
 // pull looks up credentials for the image exactly as the kubelet's image
 // manager does for a pod, and reports what changed meanwhile.
@@ -96,8 +104,8 @@ func checkTokenRequest(t *testing.T, p pull, ns, sa, pod, podUID string) {
 }
 
 // TestFeatureGate: service-account tokens for credential providers are on
-// by default in the kubelet code under test (beta in 1.34), so the config
-// needs no feature gate there.
+// by default in the kubelet code under test (1.37; beta and on by default
+// since 1.34), so the config needs no feature gate there.
 func TestFeatureGate(t *testing.T) {
 	if !utilfeature.DefaultFeatureGate.Enabled(features.KubeletServiceAccountTokenForCredentialProviders) {
 		t.Error("KubeletServiceAccountTokenForCredentialProviders is off by default")
@@ -209,7 +217,7 @@ func TestKubeletDrivesPlugin(t *testing.T) {
 		checks := map[string]bool{
 			"plugin ran":                          p.execs == 1,
 			"STS was asked once (403 is final)":   p.requests == 1,
-			"kubelet logged the plugin failure":   strings.Contains(p.log, "Failed getting credential from external registry credential provider"),
+			"kubelet logged the plugin failure":   strings.Contains(p.log, failLine),
 			"kubelet log has our reason":          strings.Contains(p.log, reason),
 			"kubelet log has our program's name":  strings.Contains(p.log, "docker-credential-cgr: "),
 			"kubelet log names the 403":           strings.Contains(p.log, "403"),
@@ -238,7 +246,7 @@ func TestKubeletDrivesPlugin(t *testing.T) {
 			t.Errorf("team-e/intruder got %d credentials for %s, want none", len(p.creds), identityA)
 		}
 		checks := map[string]bool{
-			"kubelet logged the plugin failure":     strings.Contains(p.log, "Failed getting credential from external registry credential provider"),
+			"kubelet logged the plugin failure":     strings.Contains(p.log, failLine),
 			"reason names the subject and identity": strings.Contains(p.log, subjectOf("team-e", "intruder")) && strings.Contains(p.log, identityA),
 			"our hint names the pod's token":        strings.Contains(p.log, "the pod's service-account token"),
 			"kubelet log has no JWT-shaped value":   !jwtLike.MatchString(p.log),
@@ -287,8 +295,9 @@ type childLookup struct {
 	Usernames []string `json:"usernames"`
 }
 
-// runChild is the second kubelet: it registers the node-mode config named
-// by the environment and pulls as a pod with and without a service account.
+// runChild is the second kubelet: it registers the config named by the
+// environment and, unless CGR_CHILD_REGISTER_ONLY is set, pulls as a pod
+// with and without a service account.
 func runChild() int {
 	out := os.Getenv(childEnv)
 	logs := captureKlog()
@@ -305,7 +314,7 @@ func runChild() int {
 		})
 	if err != nil {
 		res.RegisterErr = err.Error()
-	} else {
+	} else if os.Getenv("CGR_CHILD_REGISTER_ONLY") == "" {
 		image := os.Getenv("CGR_CHILD_IMAGE")
 		for _, pod := range []struct{ ns, name, uid, sa string }{
 			{"kube-system", "static-web-node0", "pod-uid-static-1", ""},
@@ -349,7 +358,7 @@ func TestNodeModeConfigDrivenByKubelet(t *testing.T) {
 	outFile := filepath.Join(dir, "result.json")
 	requestsBefore := env.sb.STS.Requests()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // G702: this test binary itself, re-run as a second kubelet
 	cmd.Env = append(os.Environ(),
 		childEnv+"="+outFile,
 		"CGR_CHILD_CONFIG="+config,
@@ -390,5 +399,60 @@ func TestNodeModeConfigDrivenByKubelet(t *testing.T) {
 	}
 	if n := env.sb.STS.Requests() - requestsBefore; n != 1 {
 		t.Errorf("STS requests = %d, want 1 (the second pull is the kubelet's cache)", n)
+	}
+}
+
+// TestGoldenConfigsKubeletValidation loads every golden config as the
+// newest kubelet does at start-up (decode, validate, register; a kubelet
+// whose config fails here exits), each in a fresh process since the
+// plugin registry is global. Every release's node config and the 1.34+
+// service-account configs pass. The 1.33 service-account config lacks
+// cacheType, which 1.34+ requires, and must fail for that reason alone:
+// 1.33's own validation is this one without the cacheType rule (compare
+// pkg/credentialprovider/plugin/config.go at v1.33.13 and v1.37.2), so
+// nothing else in it is wrong.
+func TestGoldenConfigsKubeletValidation(t *testing.T) {
+	for _, v := range cgr.Versions() {
+		for _, mode := range []cgr.Mode{cgr.NodeMode, cgr.ServiceAccountMode} {
+			file := fmt.Sprintf("config-%s-%s.yaml", mode, v)
+			t.Run(file, func(t *testing.T) {
+				dir := t.TempDir()
+				config := filepath.Join(dir, "config.yaml")
+				if err := os.WriteFile(config, golden(t, file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				outFile := filepath.Join(dir, "result.json")
+				cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // G702: this test binary itself, re-run as a second kubelet
+				cmd.Env = append(os.Environ(),
+					childEnv+"="+outFile,
+					"CGR_CHILD_CONFIG="+config,
+					"CGR_CHILD_BINDIR="+env.binDir,
+					"CGR_CHILD_REGISTER_ONLY=1",
+				)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("kubelet process: %v\n%s", err, redact(string(out)))
+				}
+				b, err := os.ReadFile(outFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got childResult
+				if err := json.Unmarshal(b, &got); err != nil {
+					t.Fatal(err)
+				}
+				if mode == cgr.ServiceAccountMode && v < 34 {
+					const want = "tokenAttributes.cacheType: Required value"
+					if !strings.Contains(got.RegisterErr, want) || strings.Contains(got.RegisterErr, "[") {
+						t.Errorf("the newest kubelet registering the %s config: %q; want exactly one error, %q", v, got.RegisterErr, want)
+					} else {
+						t.Logf("the newest kubelet refuses the %s service-account config, as it must: %s", v, got.RegisterErr)
+					}
+					return
+				}
+				if got.RegisterErr != "" {
+					t.Errorf("the newest kubelet refuses %s: %s", file, got.RegisterErr)
+				}
+			})
+		}
 	}
 }

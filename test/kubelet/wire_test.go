@@ -161,7 +161,7 @@ func TestLiveKubeletSubcommand(t *testing.T) {
 	cacheDir := t.TempDir()
 	run := func(t *testing.T, req credentialproviderv1.CredentialProviderRequest) result {
 		t.Helper()
-		req.TypeMeta.APIVersion, req.TypeMeta.Kind = providerAPIVersion, "CredentialProviderRequest"
+		req.APIVersion, req.Kind = providerAPIVersion, "CredentialProviderRequest"
 		in, err := json.Marshal(req)
 		if err != nil {
 			t.Fatal(err)
@@ -295,8 +295,16 @@ func envOf(p kubeletconfigv1.CredentialProvider) map[string]string {
 	return m
 }
 
-// checkTokenAttributes checks the service-account mode settings.
+// checkTokenAttributes checks the service-account mode settings, for the
+// newest kubelet.
 func checkTokenAttributes(t *testing.T, p kubeletconfigv1.CredentialProvider, serviceAccountMode bool) {
+	t.Helper()
+	checkTokenAttributesFor(t, p, serviceAccountMode, cgr.NewestVersion)
+}
+
+// checkTokenAttributesFor checks the service-account mode settings written
+// for kubelet v: 1.33 has no cacheType.
+func checkTokenAttributesFor(t *testing.T, p kubeletconfigv1.CredentialProvider, serviceAccountMode bool, v cgr.Version) {
 	t.Helper()
 	ta := p.TokenAttributes
 	if !serviceAccountMode {
@@ -317,8 +325,12 @@ func checkTokenAttributes(t *testing.T, p kubeletconfigv1.CredentialProvider, se
 	if len(ta.RequiredServiceAccountAnnotationKeys) != 0 || !reflect.DeepEqual(ta.OptionalServiceAccountAnnotationKeys, []string{cgr.IdentityAnnotation}) {
 		t.Errorf("required annotations %q, optional %q; want none, [%s]", ta.RequiredServiceAccountAnnotationKeys, ta.OptionalServiceAccountAnnotationKeys, cgr.IdentityAnnotation)
 	}
-	if ta.CacheType != kubeletconfigv1.ServiceAccountServiceAccountTokenCacheType {
-		t.Errorf("cacheType %q, want ServiceAccount", ta.CacheType)
+	wantCache := kubeletconfigv1.ServiceAccountServiceAccountTokenCacheType
+	if v < 34 {
+		wantCache = ""
+	}
+	if ta.CacheType != wantCache {
+		t.Errorf("kubelet %s: cacheType %q, want %q", v, ta.CacheType, wantCache)
 	}
 }
 
@@ -361,32 +373,31 @@ func TestLiveConfigureKubelet(t *testing.T) {
 	})
 }
 
-// TestGoldenConfigs decodes the golden configs strictly, and checks the
+// TestGoldenConfigs decodes the golden configs strictly (with the newest
+// kubelet's types, which every release's config fits), and checks the
 // built binary prints what they say for the same settings.
 func TestGoldenConfigs(t *testing.T) {
-	for _, tc := range []struct {
-		file string
-		args []string
-	}{
-		{"config-node.yaml", nil},
-		{"config-service-account.yaml", []string{"--mode", "service-account"}},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			want := decodeConfig(t, golden(t, tc.file))
-			p := want.Providers[0]
-			if !reflect.DeepEqual(p.MatchImages, []string{"cgr.dev", "*.cgr.dev"}) {
-				t.Errorf("matchImages %q, want cgr.dev and *.cgr.dev", p.MatchImages)
-			}
-			checkTokenAttributes(t, p, tc.args != nil)
+	for _, v := range cgr.Versions() {
+		for _, mode := range []cgr.Mode{cgr.NodeMode, cgr.ServiceAccountMode} {
+			file := fmt.Sprintf("config-%s-%s.yaml", mode, v)
+			t.Run(file, func(t *testing.T) {
+				want := decodeConfig(t, golden(t, file))
+				p := want.Providers[0]
+				if !reflect.DeepEqual(p.MatchImages, []string{"cgr.dev", "*.cgr.dev"}) {
+					t.Errorf("matchImages %q, want cgr.dev and *.cgr.dev", p.MatchImages)
+				}
+				checkTokenAttributesFor(t, p, mode == cgr.ServiceAccountMode, v)
 
-			res := runBinary(append([]string{"configure-kubelet"}, tc.args...), nil, "CHAINGUARD_IDENTITY=<identity id>")
-			if res.err != nil {
-				t.Fatalf("%v: %s", res.err, res.stderr)
-			}
-			if got := decodeConfig(t, res.stdout); !reflect.DeepEqual(got, want) {
-				t.Errorf("the binary prints\n%s\nwhich differs from the golden file", res.stdout)
-			}
-		})
+				args := []string{"configure-kubelet", "--mode", string(mode), "--kubelet-version", v.String()}
+				res := runBinary(args, nil, "CHAINGUARD_IDENTITY=<identity id>")
+				if res.err != nil {
+					t.Fatalf("%v: %s", res.err, res.stderr)
+				}
+				if got := decodeConfig(t, res.stdout); !reflect.DeepEqual(got, want) {
+					t.Errorf("the binary prints\n%s\nwhich differs from the golden file", res.stdout)
+				}
+			})
+		}
 	}
 	t.Run("rbac.yaml", func(t *testing.T) {
 		checkRBAC(t, golden(t, "rbac.yaml"))
