@@ -76,7 +76,11 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	req.Header.Set("Accept", "application/json")
+	if _, raw := out.(*[]byte); raw {
+		req.Header.Set("Accept", "*/*") // /openid/v1/jwks serves application/jwk-set+json only
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := a.client.Do(req)
 	if err != nil {

@@ -245,8 +245,7 @@ func (c *cluster) stopContainerd() {
 // startKubelet (re)starts the kubelet, with a credential provider config
 // and its plugin folder when providerConfig is not empty, and waits until
 // it is healthy and its node is registered.
-func (c *cluster) startKubelet(providerConfig, pluginDir string) {
-	t := c.t
+func (c *cluster) startKubelet(t *testing.T, providerConfig, pluginDir string) {
 	t.Helper()
 	if c.kubelet != nil {
 		c.stopKubelet()

@@ -153,28 +153,30 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	ref := func(tag string) string { return host + "/" + repo + ":" + tag }
 
 	t.Run("control: no provider configured, the pull is refused", func(t *testing.T) {
-		c.startKubelet("", "")
+		c.startKubelet(t, "", "")
 		got := c.pull(t, "control", "default", ref("control"))
 		wantFailed(t, got)
 	})
 
 	t.Run("node mode: pulled", func(t *testing.T) {
-		c.startKubelet(nodeConfig, pluginDir)
+		c.startKubelet(t, nodeConfig, pluginDir)
 		got := c.pull(t, "node", "default", ref("node"))
 		wantPulled(t, got)
 		wantIssued(t, sts, "system:serviceaccount:"+ns+":node-puller", defaultID)
 	})
 
 	t.Run("service-account mode without the RBAC: refused, the kubelet says why", func(t *testing.T) {
-		c.startKubelet(saConfig, pluginDir)
+		c.startKubelet(t, saConfig, pluginDir)
 		before := len(sts.Issued())
 		got := c.pull(t, "sa-norbac", "norbac", ref("sa-norbac"))
 		wantFailed(t, got)
 		if n := len(sts.Issued()); n != before {
 			t.Errorf("the STS issued %d token(s) during this case; the plugin must not have been able to exchange", n-before)
 		}
-		reason := "not authorized to request tokens for this audience"
-		lines := grepLog(c.kubeletLog, reason)
+		// The NodeRestriction admission plugin's words (1.37):
+		// "system:node:NAME is not authorized to request tokens for audience ...".
+		reason := "system:node:" + nodeName + " is not authorized to request tokens for audience"
+		lines := grepLog(c.kubeletLog, reason, sandbox.EnforceAudience)
 		for _, l := range firstN(lines, 3) {
 			t.Logf("kubelet log: %s", shorten(l, 600))
 		}
@@ -263,7 +265,12 @@ func configureKubelet(t *testing.T, helper, dir, name string, env []string, args
 		t.Fatalf("configure-kubelet %s: %v\n%s", strings.Join(args, " "), err, redact(stderr.String()))
 	}
 	if s := strings.TrimSpace(stderr.String()); s != "" {
-		t.Logf("configure-kubelet %s said: %s", strings.Join(args, " "), redact(s))
+		first, rest, _ := strings.Cut(s, "\n")
+		more := ""
+		if rest != "" {
+			more = fmt.Sprintf(" (and %d more lines)", strings.Count(rest, "\n")+1)
+		}
+		t.Logf("configure-kubelet %s said on stderr: %s%s", strings.Join(args, " "), redact(first), more)
 	}
 	p := filepath.Join(dir, name)
 	must(t, os.WriteFile(p, out, 0o600))
