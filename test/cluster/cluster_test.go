@@ -202,6 +202,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 	c.containerd, err = startProc("containerd", filepath.Join(c.dir, "containerd.log"), nil, c.bins.containerd, "--config", cfgFile)
 	must(t, err)
 	t.Cleanup(c.stopContainerd)
+	// The kubelet, whichever case started it last, stops before
+	// containerd; on failure, the logs' ends are shown first.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, log := range []string{c.kubeletLog, c.containerd.log, c.apiserver.log} {
+				if log != "" {
+					t.Logf("end of %s:\n%s", filepath.Base(log), tail(log))
+				}
+			}
+		}
+		c.stopKubelet()
+	})
 	must(t, waitFor("containerd to answer", c.containerd, 30*time.Second, func() bool {
 		_, err := c.ctr(10*time.Second, "version")
 		return err == nil
@@ -230,7 +242,8 @@ func (c *cluster) stopContainerd() {
 		out, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "ls", "-q")
 		if err == nil {
 			for _, id := range strings.Fields(out) {
-				if o, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil {
+				// A task the kubelet stopped meanwhile is already gone.
+				if o, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil && !strings.Contains(o, "not found") {
 					c.t.Logf("cleanup: ctr tasks rm -f %s: %v %s", id, err, strings.TrimSpace(o))
 				}
 			}

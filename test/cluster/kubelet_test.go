@@ -231,6 +231,29 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		}
 	})
 
+	// Everything listens on loopback only.
+	for _, p := range []*proc{c.etcd, c.apiserver, c.containerd, c.kubelet, reg} {
+		addrs, err := listeners(p.cmd.Process.Pid)
+		if err != nil {
+			t.Errorf("listing %s's sockets: %v", p.name, err)
+			continue
+		}
+		t.Logf("%s listens on %s", p.name, strings.Join(addrs, ", "))
+		for _, a := range addrs {
+			if !onLoopback(a) {
+				t.Errorf("%s listens on %s, not on loopback", p.name, a)
+			}
+		}
+	}
+	if addrs, err := listeners(os.Getpid()); err == nil {
+		t.Logf("the test itself (STS, realm front door) listens on %s", strings.Join(addrs, ", "))
+		for _, a := range addrs {
+			if !onLoopback(a) {
+				t.Errorf("the test listens on %s, not on loopback", a)
+			}
+		}
+	}
+
 	for _, line := range grepLog(c.kubeletLog, "eyJ") {
 		t.Errorf("the kubelet's log holds something token-like: %s", shorten(line, 200))
 	}
@@ -339,7 +362,7 @@ func (c *cluster) judge(t *testing.T, name string) pullResult {
 	})
 	t.Logf("pod %s/%s pull events:", ns, name)
 	for _, e := range r.events {
-		if slices.Contains([]string{"Pulling", "Pulled", "Failed", "BackOff", "ErrImagePull"}, e.Reason) {
+		if slices.Contains([]string{"Pulling", "Pulled", "Failed", "BackOff", "ErrImagePull", "Created", "Started"}, e.Reason) {
 			t.Logf("  %s %s (x%d): %s", e.Type, e.Reason, max(e.Count, 1), shorten(redact(e.Message), 500))
 		}
 	}
