@@ -387,14 +387,14 @@ func (s *STS) exchange(ctx context.Context, r *http.Request) (*exchangeResponse,
 	if len(auds) == 0 {
 		return nil, &rpcError{http.StatusBadRequest, "aud is required: the audience of the requested token, e.g. aud=" + RegistryAudience}
 	}
-	iss, sub, kid, verified, err := s.authenticate(ctx, raw)
+	id := r.Form.Get("identity")
+	iss, sub, kid, verified, err := s.authenticate(ctx, raw, id)
 	if err != nil {
 		return nil, err
 	}
 
 	// An untrusted issuer was not verified (fetching its keys would let
 	// anyone make the STS fetch any URL); no identity can match it below.
-	id := r.Form.Get("identity")
 	chosen, err := s.chooseIdentity(id, iss, sub)
 	if err != nil {
 		return nil, err
@@ -527,8 +527,9 @@ func (s *STS) checkStaticKey(id, iss, kid string) *rpcError {
 
 // authenticate verifies the ambient token when its issuer is trusted, and
 // returns its iss and sub either way (for the identity check and messages),
-// and the kid of the key that verified it.
-func (s *STS) authenticate(ctx context.Context, raw string) (iss, sub, kid string, verified bool, _ *rpcError) {
+// and the kid of the key that verified it. id, the requested identity (may
+// be empty), only narrows the message when no static key matches.
+func (s *STS) authenticate(ctx context.Context, raw, id string) (iss, sub, kid string, verified bool, _ *rpcError) {
 	var unverified jwt.RegisteredClaims
 	tok, _, err := jwt.NewParser().ParseUnverified(raw, &unverified)
 	if err != nil {
@@ -554,6 +555,9 @@ func (s *STS) authenticate(ctx context.Context, raw string) (iss, sub, kid strin
 	)
 	if err != nil {
 		if ske := (*staticKeyError)(nil); errors.As(err, &ske) {
+			if slices.Contains(ske.identities, id) {
+				ske.identities = []string{id}
+			}
 			return iss, sub, kid, false, unauthenticated("unable to verify token: %s", ske.Error())
 		}
 		return iss, sub, kid, false, unauthenticated("unable to verify token: %s", describeJWTError(err, &unverified))

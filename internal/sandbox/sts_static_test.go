@@ -77,8 +77,8 @@ func TestStaticIssuerKeys(t *testing.T) {
 	r = postExchange(t, sts, rotated, form(alpha))
 	assert.Equal(t, http.StatusUnauthorized, r.status)
 	msg := r.rpc(t).Message
-	assert.Contains(t, msg, `key id "`+newKid+`" not found in the issuer keys of identity `)
-	assert.Contains(t, msg, alpha)
+	assert.Contains(t, msg, `key id "`+newKid+`" not found in the issuer keys of identity `+alpha+` (issuer "`+iss.URL()+`")`, "names the requested identity only")
+	assert.NotContains(t, msg, beta)
 	assert.Contains(t, msg, "update the identity's issuer keys")
 	assert.Contains(t, msg, "/openid/v1/jwks")
 	assert.NotContains(t, msg, rotated)
@@ -99,6 +99,14 @@ func TestStaticIssuerKeys(t *testing.T) {
 	// matches is chosen; beta's subject matches only beta.
 	r = postExchange(t, sts, rotatedB, url.Values{"aud": {RegistryAudience}})
 	assert.Equal(t, http.StatusUnauthorized, r.status)
+
+	// Without an identity parameter, a kid no identity holds names them all.
+	require.NoError(t, iss.RotateKey())
+	again, err := iss.MintServiceAccountToken("team", "alpha")
+	require.NoError(t, err)
+	r = postExchange(t, sts, again, url.Values{"aud": {RegistryAudience}})
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.Contains(t, r.rpc(t).Message, "not found in the issuer keys of identity "+alpha+", "+beta)
 }
 
 // reopen serves iss's current JWKS again on a new server (the original was

@@ -43,6 +43,9 @@ type cluster struct {
 	kubeconfig string
 
 	etcd, apiserver, containerd *proc
+	apiDir, etcdURL             string
+	apiPort                     int
+	saKeys                      []string // the service-account key pairs in apiDir (NAME.key, NAME.pub), the last signs
 	containerdSock              string
 	containerdDir               string
 
@@ -99,29 +102,11 @@ func startControlPlane(t *testing.T, dir string, bins components) *cluster {
 	must(t, os.WriteFile(filepath.Join(apiDir, "tokens.csv"), []byte(tokens), 0o600))
 
 	c.apiURL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
-	c.apiserver, err = startProc("kube-apiserver", filepath.Join(dir, "kube-apiserver.log"), nil, bins.apiserver,
-		"--etcd-servers="+clientURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+filepath.Join(apiDir, "tls.crt"), "--tls-private-key-file="+filepath.Join(apiDir, "tls.key"),
-		"--cert-dir="+filepath.Join(apiDir, "certs"),
-		"--token-auth-file="+filepath.Join(apiDir, "tokens.csv"),
-		"--authorization-mode=Node,RBAC",
-		"--enable-admission-plugins=NodeRestriction",
-		"--service-account-issuer="+clusterIssuer,
-		"--service-account-key-file="+filepath.Join(apiDir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(apiDir, "sa.key"),
-		"--api-audiences="+clusterIssuer,
-		"--service-cluster-ip-range=10.96.0.0/24",
-		"--endpoint-reconciler-type=none",
-		"--profiling=false",
-		"--v=1")
-	must(t, err)
-	t.Cleanup(func() { c.apiserver.stop(15 * time.Second) })
+	c.apiDir = apiDir
 	c.admin = newAPI(c.apiURL, adminToken, p.pool)
-	must(t, waitFor("kube-apiserver to be ready", c.apiserver, 90*time.Second, func() bool {
-		var b []byte
-		return c.admin.get("/readyz", &b) == nil && string(b) == "ok"
-	}))
+	c.saKeys = []string{"sa"}
+	c.startAPIServer(t, clientURL, apiPort)
+	t.Cleanup(func() { c.apiserver.stop(15 * time.Second) })
 
 	c.kubeconfig = filepath.Join(dir, "kubelet.kubeconfig")
 	must(t, os.WriteFile(c.kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
@@ -143,6 +128,53 @@ contexts:
 current-context: e2e
 `, c.apiURL, c.caFile, c.nodeToken)), 0o600))
 	return c
+}
+
+// startAPIServer starts kube-apiserver, signing service-account tokens
+// with the last of c.saKeys and accepting all of them, as during a real key
+// rotation, and waits until it is ready.
+func (c *cluster) startAPIServer(t *testing.T, etcdURL string, port int) {
+	t.Helper()
+	c.etcdURL, c.apiPort = etcdURL, port
+	apiDir := c.apiDir
+	args := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + filepath.Join(apiDir, "tls.crt"), "--tls-private-key-file=" + filepath.Join(apiDir, "tls.key"),
+		"--cert-dir=" + filepath.Join(apiDir, "certs"),
+		"--token-auth-file=" + filepath.Join(apiDir, "tokens.csv"),
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--service-account-issuer=" + clusterIssuer,
+		"--service-account-signing-key-file=" + filepath.Join(apiDir, c.saKeys[len(c.saKeys)-1]+".key"),
+		"--api-audiences=" + clusterIssuer,
+		"--service-cluster-ip-range=10.96.0.0/24",
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		"--v=1",
+	}
+	for _, k := range c.saKeys {
+		args = append(args, "--service-account-key-file="+filepath.Join(apiDir, k+".pub"))
+	}
+	var err error
+	c.apiserver, err = startProc("kube-apiserver", filepath.Join(c.dir, "kube-apiserver.log"), nil, c.bins.apiserver, args...)
+	must(t, err)
+	must(t, waitFor("kube-apiserver to be ready", c.apiserver, 90*time.Second, func() bool {
+		var b []byte
+		return c.admin.get("/readyz", &b) == nil && string(b) == "ok"
+	}))
+}
+
+// rotateServiceAccountKey restarts the API server with a new signing key;
+// the old one stays among the verification keys, so tokens already issued
+// remain valid, and /openid/v1/jwks serves both.
+func (c *cluster) rotateServiceAccountKey(t *testing.T) {
+	t.Helper()
+	name := fmt.Sprintf("sa%d", len(c.saKeys)+1)
+	must(t, serviceAccountKeys(filepath.Join(c.apiDir, name+".key"), filepath.Join(c.apiDir, name+".pub")))
+	c.saKeys = append(c.saKeys, name)
+	c.apiserver.stop(15 * time.Second)
+	c.startAPIServer(t, c.etcdURL, c.apiPort)
 }
 
 // startContainerd starts containerd with its own root, state and socket
@@ -239,14 +271,21 @@ func (c *cluster) stopContainerd() {
 		return
 	}
 	if !c.containerd.exited() {
-		out, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "ls", "-q")
-		if err == nil {
-			for _, id := range strings.Fields(out) {
-				// A task the kubelet stopped meanwhile is already gone.
-				if o, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil && !strings.Contains(o, "not found") {
-					c.t.Logf("cleanup: ctr tasks rm -f %s: %v %s", id, err, strings.TrimSpace(o))
-				}
+		list := func() []string {
+			out, err := c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "ls", "-q")
+			if err != nil {
+				c.t.Logf("cleanup: ctr tasks ls: %v %s", err, strings.TrimSpace(out))
+				return nil
 			}
+			return strings.Fields(out)
+		}
+		for _, id := range list() {
+			// A task the kubelet is stopping meanwhile may go away under
+			// us; what is still listed afterwards is what failed.
+			_, _ = c.ctr(30*time.Second, "-n", "k8s.io", "tasks", "rm", "-f", id)
+		}
+		if left := list(); len(left) > 0 {
+			c.t.Logf("cleanup: containerd still lists tasks %v after ctr tasks rm -f", left)
 		}
 	}
 	c.containerd.stop(20 * time.Second)

@@ -70,7 +70,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	must(t, err)
 	t.Cleanup(front.srv.Close)
 	pause := buildPause(t, dir)
-	tags := []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied"}
+	tags := []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated"}
 	storage := filepath.Join(dir, "storage")
 	must(t, os.MkdirAll(storage, 0o700))
 	seeder, seedAddr := startRegistry(t, bins.registry, filepath.Join(dir, "seed"), storage, nil)
@@ -98,12 +98,13 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	keys, err := sandbox.ParseIssuerKeys(string(jwks))
 	must(t, err)
 	t.Logf("registered the API server's JWKS (%d key(s), kid %s) as static issuer keys", len(keys), strings.Join(sortedKeys(keys), ","))
-	for id, sub := range map[string]string{
+	identitySubjects := map[string]string{
 		defaultID: "system:serviceaccount:" + ns + ":[^:]+",
 		alphaID:   "system:serviceaccount:" + ns + ":alpha",
 		betaID:    "system:serviceaccount:" + ns + ":beta",
 		deniedID:  "system:serviceaccount:elsewhere:nobody",
-	} {
+	}
+	for id, sub := range identitySubjects {
 		sts.AddIdentity(id, sandbox.Identity{Issuer: clusterIssuer, SubjectPattern: sub, IssuerKeys: string(jwks)})
 	}
 
@@ -111,7 +112,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	// service accounts, by hand.
 	must(t, c.admin.post("/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": ns}}, nil))
 	for sa, id := range map[string]string{
-		"default": "", "node-puller": "", "norbac": "", "plain": "",
+		"default": "", "node-puller": "", "norbac": "", "plain": "", "rotated": "",
 		"alpha": alphaID, "beta": betaID, "mallory": deniedID,
 	} {
 		md := map[string]any{"name": sa}
@@ -156,6 +157,8 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		c.startKubelet(t, "", "")
 		got := c.pull(t, "control", "default", ref("control"))
 		wantFailed(t, got)
+		// Gone before the next case, or the kubelet retries it there.
+		c.deletePod(t, "control")
 	})
 
 	t.Run("node mode: pulled", func(t *testing.T) {
@@ -163,6 +166,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		got := c.pull(t, "node", "default", ref("node"))
 		wantPulled(t, got)
 		wantIssued(t, sts, "system:serviceaccount:"+ns+":node-puller", defaultID)
+		c.deletePod(t, "node")
 	})
 
 	t.Run("service-account mode without the RBAC: refused, the kubelet says why", func(t *testing.T) {
@@ -173,10 +177,11 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		if n := len(sts.Issued()); n != before {
 			t.Errorf("the STS issued %d token(s) during this case; the plugin must not have been able to exchange", n-before)
 		}
+		c.deletePod(t, "sa-norbac") // or it pulls once the RBAC is there
 		// The NodeRestriction admission plugin's words (1.37):
 		// "system:node:NAME is not authorized to request tokens for audience ...".
 		reason := "system:node:" + nodeName + " is not authorized to request tokens for audience"
-		lines := grepLog(c.kubeletLog, reason, sandbox.EnforceAudience)
+		lines := grepLog(c.kubeletLog, reason, sandbox.EnforceAudience, `pod="`+ns+`/sa-norbac"`)
 		for _, l := range firstN(lines, 3) {
 			t.Logf("kubelet log: %s", shorten(l, 600))
 		}
@@ -231,6 +236,45 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		}
 	})
 
+	t.Run("key rotation: the cluster signs with a key the identity lacks; refused, the fix named; pulled once the keys are updated", func(t *testing.T) {
+		// The API server restarts with a new signing key; the old one still
+		// verifies, so its JWKS now holds both, but the identities hold the
+		// JWKS registered at the start.
+		c.rotateServiceAccountKey(t)
+		var rotated []byte
+		must(t, c.admin.get("/openid/v1/jwks", &rotated))
+		now, err := sandbox.ParseIssuerKeys(string(rotated))
+		must(t, err)
+		var newKid string
+		for kid := range now {
+			if keys[kid] == nil {
+				newKid = kid
+			}
+		}
+		if newKid == "" {
+			t.Fatalf("the API server's JWKS has no new key after the rotation (kids %v)", sortedKeys(now))
+		}
+		t.Logf("the API server now signs with kid %s; its JWKS holds %s", newKid, strings.Join(sortedKeys(now), ","))
+
+		c.createPod(t, "sa-rotated", "rotated", ref("sa-rotated"))
+		wantFailed(t, c.judge(t, "sa-rotated"))
+		lines := grepLog(c.kubeletLog, "not found in the issuer keys of identity", newKid)
+		for _, l := range firstN(lines, 1) {
+			t.Logf("kubelet log: %s", shorten(l, 1200))
+		}
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "update the identity's issuer keys") }) {
+			t.Errorf("the kubelet's log has no line naming the unknown key id %s and the issuer keys to update", newKid)
+		}
+
+		// The fix the message names: update the identity's issuer keys
+		// with the cluster's current JWKS. The kubelet retries the pull
+		// after its back-off, and the plugin is called again.
+		sts.AddIdentity(defaultID, sandbox.Identity{Issuer: clusterIssuer, SubjectPattern: identitySubjects[defaultID], IssuerKeys: string(rotated)})
+		t.Logf("updated identity %s with the API server's current JWKS", defaultID)
+		wantPulled(t, c.await(t, "sa-rotated", true))
+		wantIssued(t, sts, "system:serviceaccount:"+ns+":rotated", defaultID)
+	})
+
 	// Everything listens on loopback only.
 	for _, p := range []*proc{c.etcd, c.apiserver, c.containerd, c.kubelet, reg} {
 		addrs, err := listeners(p.cmd.Process.Pid)
@@ -266,7 +310,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	// Pods go first, so the kubelet stops their containers; then the
 	// cleanups registered above stop the kubelet, containerd (removing
 	// tasks first), the API server, etcd and the registry, by PID.
-	for _, p := range []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied"} {
+	for _, p := range []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated"} {
 		if err := c.admin.delete("/api/v1/namespaces/" + ns + "/pods/" + p); err != nil {
 			t.Logf("deleting pod %s: %v", p, err)
 		}
@@ -331,6 +375,14 @@ func (c *cluster) createPod(t *testing.T, name, sa, image string) {
 	must(t, c.admin.post("/api/v1/namespaces/"+ns+"/pods", pod, nil))
 }
 
+// deletePod deletes a pod at once (grace period 0).
+func (c *cluster) deletePod(t *testing.T, name string) {
+	t.Helper()
+	if err := c.admin.delete("/api/v1/namespaces/" + ns + "/pods/" + name); err != nil {
+		t.Errorf("deleting pod %s: %v", name, err)
+	}
+}
+
 // pull creates the pod and judges it.
 func (c *cluster) pull(t *testing.T, name, sa, image string) pullResult {
 	t.Helper()
@@ -341,6 +393,13 @@ func (c *cluster) pull(t *testing.T, name, sa, image string) pullResult {
 // judge waits for the pod's first Pulled event or failed pull, and prints
 // its pull events.
 func (c *cluster) judge(t *testing.T, name string) pullResult {
+	t.Helper()
+	return c.await(t, name, false)
+}
+
+// await waits for the pod's Pulled event, or (unless pulledOnly) a failed
+// pull, and prints its pull events.
+func (c *cluster) await(t *testing.T, name string, pulledOnly bool) pullResult {
 	t.Helper()
 	r := pullResult{pod: name}
 	decided := false
@@ -354,7 +413,7 @@ func (c *cluster) judge(t *testing.T, name string) pullResult {
 			switch {
 			case e.Reason == "Pulled":
 				r.pulled, decided = true, true
-			case e.Reason == "Failed" && strings.Contains(e.Message, "Failed to pull image"):
+			case e.Reason == "Failed" && strings.Contains(e.Message, "Failed to pull image") && !pulledOnly:
 				decided = true
 			}
 		}
