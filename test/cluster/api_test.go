@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -49,8 +50,8 @@ type apiError struct {
 func (e *apiError) Error() string { return fmt.Sprintf("API answered %d: %s", e.status, e.body) }
 
 func isStatus(err error, status int) bool {
-	e, ok := err.(*apiError)
-	return ok && e.status == status
+	var e *apiError
+	return errors.As(err, &e) && e.status == status
 }
 
 // do sends body (JSON-encoded unless it is a []byte of YAML, sent as
