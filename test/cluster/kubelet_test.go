@@ -70,7 +70,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	must(t, err)
 	t.Cleanup(front.srv.Close)
 	pause := buildPause(t, dir)
-	tags := []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated"}
+	tags := []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated", "sa-rotated-fixed"}
 	storage := filepath.Join(dir, "storage")
 	must(t, os.MkdirAll(storage, 0o700))
 	seeder, seedAddr := startRegistry(t, bins.registry, filepath.Join(dir, "seed"), storage, nil)
@@ -267,11 +267,13 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 		}
 
 		// The fix the message names: update the identity's issuer keys
-		// with the cluster's current JWKS. The kubelet retries the pull
-		// after its back-off, and the plugin is called again.
+		// with the cluster's current JWKS. A new pod of the same service
+		// account pulls at once (the kubelet caches no failure; the first
+		// pod would too, after its pull back-off).
+		c.deletePod(t, "sa-rotated")
 		sts.AddIdentity(defaultID, sandbox.Identity{Issuer: clusterIssuer, SubjectPattern: identitySubjects[defaultID], IssuerKeys: string(rotated)})
 		t.Logf("updated identity %s with the API server's current JWKS", defaultID)
-		wantPulled(t, c.await(t, "sa-rotated", true))
+		wantPulled(t, c.pull(t, "sa-rotated-fixed", "rotated", ref("sa-rotated-fixed")))
 		wantIssued(t, sts, "system:serviceaccount:"+ns+":rotated", defaultID)
 	})
 
@@ -310,7 +312,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	// Pods go first, so the kubelet stops their containers; then the
 	// cleanups registered above stop the kubelet, containerd (removing
 	// tasks first), the API server, etcd and the registry, by PID.
-	for _, p := range []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated"} {
+	for _, p := range []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated", "sa-rotated-fixed"} {
 		if err := c.admin.delete("/api/v1/namespaces/" + ns + "/pods/" + p); err != nil {
 			t.Logf("deleting pod %s: %v", p, err)
 		}
