@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -289,9 +290,53 @@ func (c *cluster) stopContainerd() {
 		}
 	}
 	c.containerd.stop(20 * time.Second)
+	// A shim whose start raced with the shutdown outlives containerd, and
+	// so may a container whose shim died: find them by what is ours alone,
+	// the socket path and runc root under this run's folder.
+	if runc, err := exec.LookPath("runc"); err == nil {
+		root := filepath.Join(c.containerdDir, "runc", "k8s.io")
+		ids, _ := os.ReadDir(root)
+		for _, id := range ids {
+			if out, err := run(30*time.Second, runc, "--root", root, "delete", "--force", id.Name()); err != nil {
+				c.t.Logf("cleanup: runc delete --force %s: %v %s", id.Name(), err, strings.TrimSpace(out))
+			}
+		}
+	}
+	for _, pid := range shimsOf(c.containerdSock) {
+		c.t.Logf("cleanup: stopping leftover containerd-shim-runc-v2 %d", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	if m := unmountUnder(c.containerdDir); len(m) > 0 {
 		c.t.Logf("cleanup: unmounted %d mounts under containerd's folders", len(m))
 	}
+}
+
+// shimsOf lists the PIDs of containerd-shim-runc-v2 processes started for
+// the containerd at sock (their command line names it after -address).
+func shimsOf(sock string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-address" && (args[i+1] == sock || args[i+1] == "unix://"+sock) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }
 
 // startKubelet (re)starts the kubelet, with a credential provider config
