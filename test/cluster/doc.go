@@ -14,5 +14,8 @@
 // Debian packages, and the kube binaries built once into a cache folder)
 // first. Outside CI a missing component skips the test, naming what to
 // install; with CI=true it fails it. The test needs root (it starts
-// containerd and the kubelet).
+// containerd and the kubelet) and a machine that is not a Kubernetes node:
+// the kubelet uses a few fixed paths (/var/lib/kubelet/device-plugins,
+// /var/log/containers, /run/containerd) whatever its flags say; those the
+// run creates are removed after it.
 package cluster

@@ -49,6 +49,9 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	// those the run creates are removed after it.
 	created := absentFixedPaths()
 	t.Cleanup(func() { removeCreated(t, created) })
+	if _, err := os.Stat("/var/lib/kubelet/device-plugins/kubelet.sock"); err == nil {
+		skipOrFail(t, "this machine already runs a kubelet (/var/lib/kubelet/device-plugins/kubelet.sock exists); the test's kubelet would take over its fixed paths")
+	}
 
 	// Short: unix socket paths must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "cgr-k-")
@@ -74,6 +77,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	storage := filepath.Join(dir, "storage")
 	must(t, os.MkdirAll(storage, 0o700))
 	seeder, seedAddr := startRegistry(t, bins.registry, filepath.Join(dir, "seed"), storage, nil)
+	t.Cleanup(func() { seeder.stop(10 * time.Second) }) // if pushing fails
 	push(t, seedAddr, pause, tags)
 	seeder.stop(10 * time.Second)
 	certFile := filepath.Join(dir, "realm.crt")
