@@ -39,6 +39,7 @@ type STS struct {
 	faults     []Fault
 	requests   int
 	exchanges  int
+	issued     []Issued
 	last       RecordedRequest
 }
 
@@ -48,12 +49,30 @@ type STS struct {
 type Identity struct {
 	Issuer         string
 	SubjectPattern string
+	// IssuerKeys, when set, is a JWKS document: the issuer's public keys,
+	// given once when the identity is made, as for a cluster whose issuer
+	// is not reachable from the internet (`chainctl iam identities create
+	// --issuer-keys="$(kubectl get --raw /openid/v1/jwks)"`). Tokens for
+	// this identity are then verified against these keys only; the issuer's
+	// discovery document is never fetched. A token signed by a key not in
+	// the set (the cluster rotated its signing key) is refused with a
+	// message saying the identity's issuer keys must be updated.
+	IssuerKeys string
 }
 
 type namedIdentity struct {
 	id      string
 	ident   Identity
 	subject *regexp.Regexp
+	keys    map[string]*rsa.PublicKey // kid -> key, from IssuerKeys; nil without static keys
+}
+
+// Issued records one successful exchange: which identity was assumed, by
+// the token of which issuer and subject. It holds no token.
+type Issued struct {
+	Identity string
+	Issuer   string
+	Subject  string
 }
 
 func (n namedIdentity) matches(iss, sub string) bool {
@@ -128,10 +147,18 @@ func (s *STS) Close() {
 }
 
 // AddIdentity registers (or replaces) the assumable identity id. It panics
-// if SubjectPattern is not a valid regexp, like regexp.MustCompile: that is a
-// mistake in the test, not a condition to handle.
+// if SubjectPattern is not a valid regexp, like regexp.MustCompile, or if
+// IssuerKeys is set but holds no usable RSA key: that is a mistake in the
+// test, not a condition to handle.
 func (s *STS) AddIdentity(id string, ident Identity) {
 	n := namedIdentity{id: id, ident: ident, subject: regexp.MustCompile(`^(?:` + ident.SubjectPattern + `)$`)}
+	if ident.IssuerKeys != "" {
+		keys, err := ParseIssuerKeys(ident.IssuerKeys)
+		if err != nil {
+			panic(fmt.Sprintf("sandbox: identity %s: %v", id, err))
+		}
+		n.keys = keys
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.identities {
@@ -164,6 +191,14 @@ func (s *STS) Exchanges() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.exchanges
+}
+
+// Issued lists the successful exchanges so far, oldest first: which
+// identity each token was issued for, and to whom.
+func (s *STS) Issued() []Issued {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.issued)
 }
 
 // LastRequest describes the most recent /sts/exchange request (empty
@@ -352,20 +387,25 @@ func (s *STS) exchange(ctx context.Context, r *http.Request) (*exchangeResponse,
 	if len(auds) == 0 {
 		return nil, &rpcError{http.StatusBadRequest, "aud is required: the audience of the requested token, e.g. aud=" + RegistryAudience}
 	}
-	iss, sub, verified, err := s.authenticate(ctx, raw)
+	id := r.Form.Get("identity")
+	iss, sub, kid, verified, err := s.authenticate(ctx, raw, id)
 	if err != nil {
 		return nil, err
 	}
 
 	// An untrusted issuer was not verified (fetching its keys would let
 	// anyone make the STS fetch any URL); no identity can match it below.
-	id := r.Form.Get("identity")
 	chosen, err := s.chooseIdentity(id, iss, sub)
 	if err != nil {
 		return nil, err
 	}
 	if !verified { // only if an identity for iss appeared mid-request
 		return nil, unauthenticated("issuer %q is not trusted; retry", iss)
+	}
+	// The token was verified by some key trusted for iss; an identity with
+	// static keys accepts only its own.
+	if err := s.checkStaticKey(chosen, iss, kid); err != nil {
+		return nil, err
 	}
 
 	s.mu.Lock()
@@ -390,6 +430,7 @@ func (s *STS) exchange(ctx context.Context, r *http.Request) (*exchangeResponse,
 	}
 	s.mu.Lock()
 	s.exchanges++
+	s.issued = append(s.issued, Issued{Identity: chosen, Issuer: iss, Subject: sub})
 	s.mu.Unlock()
 	return &exchangeResponse{Token: tok, Expiry: claims.ExpiresAt.UTC().Format(time.RFC3339)}, nil
 }
@@ -427,38 +468,134 @@ func (s *STS) trustsIssuer(iss string) bool {
 	return slices.ContainsFunc(s.identities, func(n namedIdentity) bool { return n.ident.Issuer == iss })
 }
 
+// staticKeyError is a token signed by a key that none of the static issuer
+// keys registered for its issuer holds: usually the cluster rotated its
+// service-account signing key after the identity was made.
+type staticKeyError struct {
+	iss, kid   string
+	identities []string
+}
+
+func (e *staticKeyError) Error() string {
+	return fmt.Sprintf("key id %q not found in the issuer keys of identity %s (issuer %q): "+
+		"the issuer's signing keys have changed since the identity was made; update the identity's issuer keys "+
+		"with the issuer's current JWKS (for a cluster: kubectl get --raw /openid/v1/jwks)",
+		e.kid, strings.Join(e.identities, ", "), e.iss)
+}
+
+// issuerKey finds the key kid for iss: among the static keys of iss's
+// identities first; from iss's discovery document only if some identity of
+// iss has no static keys.
+func (s *STS) issuerKey(ctx context.Context, iss, kid string) (*rsa.PublicKey, error) {
+	s.mu.Lock()
+	var static []string
+	discovery := false
+	for _, n := range s.identities {
+		if n.ident.Issuer != iss {
+			continue
+		}
+		if n.keys == nil {
+			discovery = true
+			continue
+		}
+		if k := n.keys[kid]; k != nil {
+			s.mu.Unlock()
+			return k, nil
+		}
+		static = append(static, n.id)
+	}
+	s.mu.Unlock()
+	if !discovery {
+		return nil, &staticKeyError{iss: iss, kid: kid, identities: static}
+	}
+	return s.jwks.key(ctx, iss, kid)
+}
+
+// checkStaticKey refuses a token for an identity with static issuer keys
+// when kid, the key that verified it, is not among that identity's keys (it
+// may be another identity's key for the same issuer).
+func (s *STS) checkStaticKey(id, iss, kid string) *rpcError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.identities {
+		if n.id == id && n.keys != nil && n.keys[kid] == nil {
+			return unauthenticated("unable to verify token: %s", (&staticKeyError{iss: iss, kid: kid, identities: []string{id}}).Error())
+		}
+	}
+	return nil
+}
+
 // authenticate verifies the ambient token when its issuer is trusted, and
-// returns its iss and sub either way (for the identity check and messages).
-func (s *STS) authenticate(ctx context.Context, raw string) (iss, sub string, verified bool, _ *rpcError) {
+// returns its iss and sub either way (for the identity check and messages),
+// and the kid of the key that verified it. id, the requested identity (may
+// be empty), only narrows the message when no static key matches.
+func (s *STS) authenticate(ctx context.Context, raw, id string) (iss, sub, kid string, verified bool, _ *rpcError) {
 	var unverified jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &unverified); err != nil {
-		return "", "", false, unauthenticated("the bearer token is not a valid JWT")
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, &unverified)
+	if err != nil {
+		return "", "", "", false, unauthenticated("the bearer token is not a valid JWT")
 	}
 	iss, sub = unverified.Issuer, unverified.Subject
+	kid, _ = tok.Header["kid"].(string)
 	if iss == "" {
-		return "", "", false, unauthenticated("the token has no iss claim")
+		return "", "", "", false, unauthenticated("the token has no iss claim")
 	}
 	if !s.trustsIssuer(iss) {
-		return iss, sub, false, nil
+		return iss, sub, kid, false, nil
 	}
 
 	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+	_, err = jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return s.jwks.key(ctx, iss, kid)
+		return s.issuerKey(ctx, iss, kid)
 	},
 		jwt.WithValidMethods([]string{"RS256"}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(clockSkew),
 	)
 	if err != nil {
-		return iss, sub, false, unauthenticated("unable to verify token: %s", describeJWTError(err, &unverified))
+		if ske := (*staticKeyError)(nil); errors.As(err, &ske) {
+			if slices.Contains(ske.identities, id) {
+				ske.identities = []string{id}
+			}
+			return iss, sub, kid, false, unauthenticated("unable to verify token: %s", ske.Error())
+		}
+		return iss, sub, kid, false, unauthenticated("unable to verify token: %s", describeJWTError(err, &unverified))
 	}
 	if !slices.Contains(claims.Audience, EnforceAudience) {
-		return iss, sub, false, unauthenticated(
+		return iss, sub, kid, false, unauthenticated(
 			"invalid token audience %q: the token must be issued for audience %q", []string(claims.Audience), EnforceAudience)
 	}
-	return iss, sub, true, nil
+	return iss, sub, kid, true, nil
+}
+
+// ParseIssuerKeys reads a JWKS document, as a Kubernetes API server serves
+// it at /openid/v1/jwks, into its RSA keys by kid. Keys of other types are
+// skipped (this STS verifies RS256 only); a document without any RSA key,
+// or a key without a kid, is an error.
+func ParseIssuerKeys(jwks string) (map[string]*rsa.PublicKey, error) {
+	var set jwkSet
+	if err := json.Unmarshal([]byte(jwks), &set); err != nil {
+		return nil, fmt.Errorf("issuer keys are not a JWKS document: %w", err)
+	}
+	keys := map[string]*rsa.PublicKey{}
+	for _, j := range set.Keys {
+		if j.Kty != "RSA" {
+			continue
+		}
+		if j.Kid == "" {
+			return nil, errors.New("issuer keys: an RSA key has no kid")
+		}
+		pub, err := j.publicKey()
+		if err != nil {
+			return nil, fmt.Errorf("issuer keys: %w", err)
+		}
+		keys[j.Kid] = pub
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("issuer keys hold no RSA key")
+	}
+	return keys, nil
 }
 
 // describeJWTError turns a jwt error into a message a person can act on.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# build-kube.sh DIR: builds kube-apiserver and kubelet of k8s.io/kubernetes $KUBE_VERSION
+# (default v1.37.2) into DIR, unless DIR already holds both at that version.
+#
+# k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces every
+# staging module (k8s.io/api, k8s.io/client-go, ...) with a folder of its own tree. A scratch
+# module requires it and replaces each of those staging modules with its published release
+# (v0.MINOR.PATCH for v1.MINOR.PATCH), read from that go.mod so the list follows the version.
+set -euo pipefail
+
+out=${1:?usage: build-kube.sh DIR}
+version=${KUBE_VERSION:-v1.37.2}
+case $version in v1.*.*) ;; *) echo "KUBE_VERSION must look like v1.MINOR.PATCH, not $version" >&2; exit 2 ;; esac
+staging=v0.${version#v1.}
+minor=${version#v1.}; minor=${minor%%.*}
+
+have() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qx "Kubernetes $version"; }
+if have "$out/kube-apiserver" && have "$out/kubelet"; then
+	echo "kube binaries $version already in $out"
+	exit 0
+fi
+
+t0=$(date +%s)
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+[ -f "$gomod" ] || { echo "could not download k8s.io/kubernetes@$version" >&2; exit 1; }
+gover=$(sed -n 's/^go //p' "$gomod")
+
+cat >go.mod <<MOD
+module kubebuild
+
+go $gover
+MOD
+cat >tools.go <<'GO'
+//go:build tools
+
+package kubebuild
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+GO
+n=0
+for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do
+	go mod edit -replace="$m=$m@$staging"
+	n=$((n + 1))
+done
+echo "replaced $n staging modules with $staging"
+go mod edit -require="k8s.io/kubernetes@$version"
+go mod tidy
+
+pkg=k8s.io/component-base/version
+cpkg=k8s.io/client-go/pkg/version
+ld="-s -w"
+for p in $pkg $cpkg; do
+	ld="$ld -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+done
+for cmd in kube-apiserver kubelet; do
+	echo "building $cmd $version"
+	CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+	mv "$out/$cmd.tmp" "$out/$cmd"
+done
+"$out/kube-apiserver" --version
+"$out/kubelet" --version
+echo "built in $(($(date +%s) - t0))s"
