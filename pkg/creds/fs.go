@@ -1,7 +1,9 @@
 package creds
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
@@ -34,4 +36,39 @@ func kindOf(m fs.FileMode) string {
 		return "a regular file"
 	}
 	return "a special file"
+}
+
+// openRegular opens path for reading only if it is a regular file. It never
+// blocks: the path is checked with stat before the open (opening some
+// devices has side effects, even read-only, and the helper runs as root),
+// opened non-blocking, and checked again on the open descriptor, which must
+// be the file that was stat-ed. With follow false a symlink is refused
+// (where O_NOFOLLOW is missing, by the Lstat alone, which a racing writer
+// could beat; the folders involved are then the user's own). The error
+// names path and what was found there.
+func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
+	stat, flags := os.Stat, os.O_RDONLY|nonBlock|openFlags
+	if !follow {
+		stat, flags = os.Lstat, flags|noFollow
+	}
+	before, err := stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, nil, &notRegularError{path: path, mode: before.Mode()}
+	}
+	f, err := os.OpenFile(path, flags, 0) //nolint:gosec // G304: reading the file the operator named is the point; it was checked above and is checked again below
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && (!fi.Mode().IsRegular() || !os.SameFile(before, fi)) {
+		err = fmt.Errorf("%s changed while it was being opened", logsafe.Quote(path, 256))
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
