@@ -103,8 +103,10 @@ func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (Amb
 	var looked []string
 	looked = append(looked, "CHAINGUARD_IDENTITY_TOKEN (unset)")
 	if cfg.TokenPath != "" {
-		if _, err := os.Lstat(cfg.TokenPath); err == nil {
-			return readTokenFile(cfg.TokenPath, cfg.TokenPath)
+		// One open, no stat first: the file is read on every get.
+		tok, err := readTokenFile(cfg.TokenPath, cfg.TokenPath)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return tok, err
 		}
 		looked = append(looked, logsafe.Quote(cfg.TokenPath, pathLimit)+" (no such file)")
 	}

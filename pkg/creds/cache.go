@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
@@ -122,7 +123,7 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 		// there; and a root process has no business filling a user's
 		// folder. Root's shared folders (/tmp) get the subfolder below.
 		_ = root.Close()
-		return nil, fmt.Errorf("%s belongs to user id %d, not to this user or root; point CHAINGUARD_CACHE_DIR at a folder of your own", dir, uid)
+		return nil, fmt.Errorf("%s belongs to user id %d, not to this user or root; point CHAINGUARD_CACHE_DIR at a folder of your own", logsafe.Quote(dir, pathLimit), uid)
 	}
 	defer func() { _ = root.Close() }()
 	name := privateName()
@@ -147,7 +148,7 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 	}
 	after, err := priv.Stat(".")
 	if err == nil && !os.SameFile(before, after) {
-		err = fmt.Errorf("%s changed while it was being opened", sub)
+		err = fmt.Errorf("%s changed while it was being opened", logsafe.Quote(sub, pathLimit))
 	}
 	if err == nil {
 		err = checkPrivateDir(sub, after)
@@ -181,6 +182,7 @@ func openDirRoot(dir string) (*os.Root, fs.FileInfo, error) {
 // checkPrivateDir accepts fi (from Lstat or the open folder) only as a
 // real folder of ours that no one else can read.
 func checkPrivateDir(path string, fi fs.FileInfo) error {
+	path = logsafe.Quote(path, pathLimit)
 	switch {
 	case !fi.IsDir():
 		return fmt.Errorf("cache folder %s is %s, not a folder", path, kindOf(fi.Mode()))
@@ -304,11 +306,11 @@ func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error
 func checkPrivateFile(path string, before, fi fs.FileInfo) error {
 	switch {
 	case !fi.Mode().IsRegular() || !os.SameFile(before, fi):
-		return fmt.Errorf("%s changed while it was being opened", path)
+		return fmt.Errorf("%s changed while it was being opened", logsafe.Quote(path, pathLimit))
 	case !ownedByMe(fi):
-		return fmt.Errorf("%s belongs to another user", path)
+		return fmt.Errorf("%s belongs to another user", logsafe.Quote(path, pathLimit))
 	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("%s has mode %v, open to group or others", path, fi.Mode().Perm())
+		return fmt.Errorf("%s has mode %v, open to group or others", logsafe.Quote(path, pathLimit), fi.Mode().Perm())
 	}
 	return nil
 }

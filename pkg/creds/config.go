@@ -119,7 +119,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 		if err := fc.apply(&cfg); err != nil {
-			return Config{}, fmt.Errorf("the config file %s: %w", path, err)
+			return Config{}, fmt.Errorf("the config file %s: %w", logsafe.Quote(path, pathLimit), err)
 		}
 	}
 
@@ -182,13 +182,13 @@ func readFileConfig(path string) (fileConfig, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
-		return fc, fmt.Errorf("cannot read the config file %s: %w", path, pathErr(err))
+		return fc, fmt.Errorf("cannot read the config file %s: %w", logsafe.Quote(path, pathLimit), pathErr(err))
 	}
 	if len(b) > maxConfigSize {
-		return fc, fmt.Errorf("the config file %s is larger than %d bytes, so it is not this helper's config; fix or remove it", path, maxConfigSize)
+		return fc, fmt.Errorf("the config file %s is larger than %d bytes, so it is not this helper's config; fix or remove it", logsafe.Quote(path, pathLimit), maxConfigSize)
 	}
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it, or rewrite it with configure-docker", path, jsonProblem(err))
+		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it, or rewrite it with configure-docker", logsafe.Quote(path, pathLimit), jsonProblem(err))
 	}
 	return fc, nil
 }
@@ -212,7 +212,7 @@ func jsonProblem(err error) string {
 func pathErr(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+		return fmt.Errorf("%s: %w", logsafe.Quote(pe.Path, pathLimit), pe.Err)
 	}
 	return err
 }

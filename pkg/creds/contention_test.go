@@ -94,7 +94,6 @@ func TestBurstUnderAFailingSTSSharesOneFailure(t *testing.T) {
 	assert.Equal(t, 3, f.sb.STS.Requests(), "one exchange of three attempts for the whole burst")
 
 	// A caller that comes after the failure tries again for itself.
-	f.sb.STS.InjectFaults() // no-op: the queue still holds faults
 	h, err := New(f.cfg)
 	require.NoError(t, err)
 	_, _, err = h.Get(f.host)

@@ -16,7 +16,7 @@ type notRegularError struct {
 }
 
 func (e *notRegularError) Error() string {
-	return logsafe.Quote(e.path, 256) + " is " + kindOf(e.mode) + ", not a regular file"
+	return logsafe.Quote(e.path, pathLimit) + " is " + kindOf(e.mode) + ", not a regular file"
 }
 
 // kindOf names a file type for messages.
@@ -64,7 +64,7 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && (!fi.Mode().IsRegular() || !os.SameFile(before, fi)) {
-		err = fmt.Errorf("%s changed while it was being opened", logsafe.Quote(path, 256))
+		err = fmt.Errorf("%s changed while it was being opened", logsafe.Quote(path, pathLimit))
 	}
 	if err != nil {
 		_ = f.Close()

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // ownedByMe reports whether fi belongs to the effective user, so a file
@@ -28,6 +30,7 @@ func ownerID(fi fs.FileInfo) int {
 // ssh with its config, the file must belong to the effective user or root
 // and must not be writable by group or others.
 func checkTrusted(path string, fi fs.FileInfo) error {
+	path = logsafe.Quote(path, pathLimit)
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("cannot tell who owns %s", path)
