@@ -2,8 +2,8 @@
 // hands Run a strict decoder built on its own release's k8s.io/kubelet
 // config/v1 types, and Run feeds it every config configure-kubelet writes
 // for that release (live from the built binary, and the golden files), then
-// checks what the decoder made of them. It uses the standard library only,
-// so it cannot change which k8s.io versions a module builds with.
+// checks what the decoder made of them. StrictDecoder builds the decoder
+// from the release types a module passes in; the module picks the versions.
 package kubeletconfig
 
 import (

@@ -4,9 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cgr-helper/docker-credential-cgr/test/kubelet-config v0.0.0
-	k8s.io/apimachinery v0.33.13
 	k8s.io/kubelet v0.33.13
-	sigs.k8s.io/yaml v1.4.0
 )
 
 require (
@@ -20,11 +18,13 @@ require (
 	golang.org/x/net v0.38.0 // indirect
 	golang.org/x/text v0.23.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
+	k8s.io/apimachinery v0.33.13 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
 	sigs.k8s.io/json v0.0.0-20241010143419-9aa6b5e7a4b3 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.6.0 // indirect
+	sigs.k8s.io/yaml v1.4.0 // indirect
 )
 
 replace github.com/cgr-helper/docker-credential-cgr/test/kubelet-config => ../

@@ -4,9 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cgr-helper/docker-credential-cgr/test/kubelet-config v0.0.0
-	k8s.io/apimachinery v0.34.13
 	k8s.io/kubelet v0.34.13
-	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -21,11 +19,13 @@ require (
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/text v0.39.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
+	k8s.io/apimachinery v0.34.13 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/utils v0.0.0-20250604170112-4c0f3b243397 // indirect
 	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace github.com/cgr-helper/docker-credential-cgr/test/kubelet-config => ../

@@ -4,9 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cgr-helper/docker-credential-cgr/test/kubelet-config v0.0.0
-	k8s.io/apimachinery v0.35.10
 	k8s.io/kubelet v0.35.10
-	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -20,12 +18,14 @@ require (
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/text v0.39.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
+	k8s.io/apimachinery v0.35.10 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20250910181357-589584f1c912 // indirect
 	k8s.io/utils v0.0.0-20251002143259-bc988d571ff4 // indirect
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace github.com/cgr-helper/docker-credential-cgr/test/kubelet-config => ../

@@ -4,14 +4,9 @@
 package v1_36
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	kubeletconfigv1 "k8s.io/kubelet/config/v1"
-	"sigs.k8s.io/yaml"
 
 	kubeletconfig "github.com/cgr-helper/docker-credential-cgr/test/kubelet-config"
 )
@@ -20,45 +15,8 @@ const minor = 36
 
 func TestMain(m *testing.M) { kubeletconfig.Main(m) }
 
-// decode decodes strictly twice: with sigs.k8s.io/yaml, and with the strict
-// codec over the v1 scheme, the serializer the kubelet decodes its
-// credential provider config with. Both must accept the config and agree;
-// when either refuses it, the error has a line from each.
-func decode(data []byte) ([]byte, error) {
-	var cfg kubeletconfigv1.CredentialProviderConfig
-	errYAML := yaml.UnmarshalStrict(data, &cfg)
-	if errYAML != nil {
-		errYAML = fmt.Errorf("%s %w", kubeletconfig.YAMLPrefix, errYAML)
-	}
-	scheme := runtime.NewScheme()
-	if err := kubeletconfigv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	codecs := serializer.NewCodecFactory(scheme, serializer.EnableStrict)
-	obj, gvk, errCodec := codecs.UniversalDeserializer().Decode(data, nil, nil)
-	if errCodec != nil {
-		errCodec = fmt.Errorf("%s %w", kubeletconfig.CodecPrefix, errCodec)
-	}
-	if errYAML != nil || errCodec != nil {
-		return nil, errors.Join(errYAML, errCodec)
-	}
-	viaCodec, ok := obj.(*kubeletconfigv1.CredentialProviderConfig)
-	if !ok || gvk.Kind != "CredentialProviderConfig" {
-		return nil, fmt.Errorf("%w: %s", kubeletconfig.ErrNotConfig, gvk)
-	}
-	a, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	b, err := yaml.Marshal(viaCodec)
-	if err != nil {
-		return nil, err
-	}
-	if string(a) != string(b) {
-		return nil, fmt.Errorf("the two decoders disagree:\n%s\nand\n%s", a, b)
-	}
-	return yaml.YAMLToJSON(a)
-}
+// decode is strict decoding with this release's own types.
+var decode = kubeletconfig.StrictDecoder[kubeletconfigv1.CredentialProviderConfig](kubeletconfigv1.AddToScheme)
 
 func TestConfigs(t *testing.T) {
 	kubeletconfig.Run(t, minor, decode)

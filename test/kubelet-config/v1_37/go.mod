@@ -4,9 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cgr-helper/docker-credential-cgr/test/kubelet-config v0.0.0
-	k8s.io/apimachinery v0.37.2
 	k8s.io/kubelet v0.37.2
-	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -20,12 +18,14 @@ require (
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
+	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/kube-openapi v0.0.0-20260721132016-d427ff9ee9ad // indirect
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd // indirect
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace github.com/cgr-helper/docker-credential-cgr/test/kubelet-config => ../
