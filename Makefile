@@ -89,16 +89,17 @@ e2e: build
 ## e2e-kubelet: a real single-node cluster on loopback (etcd, kube-apiserver with Node,RBAC and
 ## NodeRestriction, containerd, kubelet) pulls from a real token-auth distribution registry through
 ## the built binary as the kubelet's credential provider, in node and service-account mode, with
-## the config and RBAC configure-kubelet prints. Needs root. test/cluster/install.sh installs the
-## Debian packages and builds kube-apiserver and kubelet $(KUBE_VERSION) into KUBE_CACHE once
-## (about 8-10 minutes on 2 cores; later runs reuse them).
+## the config and RBAC configure-kubelet prints; then it runs the README's pod section as written.
+## Needs root. test/cluster/install.sh installs the Debian packages and builds kube-apiserver and
+## kubelet $(KUBE_VERSION) into KUBE_CACHE once (about 8-10 minutes on 2 cores; later runs reuse
+## them).
 KUBE_VERSION ?= v1.37.2
 KUBE_CACHE   ?= $(HOME)/.cache/docker-credential-cgr/kube-$(KUBE_VERSION)
 .PHONY: e2e-kubelet
 e2e-kubelet: build
 	KUBE_VERSION=$(KUBE_VERSION) bash test/cluster/install.sh "$(KUBE_CACHE)"
 	CGR_KUBE_BIN="$(KUBE_CACHE)" CGR_E2E_HELPER="$(CURDIR)/$(BIN)" \
-		$(GO) test -tags e2ekubelet -count=1 -v -timeout 15m ./test/cluster/
+		$(GO) test -tags e2ekubelet -count=1 -v -timeout 25m ./test/cluster/
 
 clean:
 	rm -rf bin

@@ -130,12 +130,15 @@ func (a *api) delete(path string) error {
 var kindLine = regexp.MustCompile(`(?m)^kind: *(\w+) *$`)
 
 // applyYAML creates every object of a multi-document YAML stream as it
-// is (the API server decodes YAML itself), like kubectl create -f: only the
-// kinds configure-kubelet --rbac prints are known.
-func (a *api) applyYAML(stream string) ([]string, error) {
+// is (the API server decodes YAML itself), like kubectl create -f, in
+// namespace ns for namespaced kinds: only the kinds configure-kubelet
+// --rbac prints and the README's pod section holds are known.
+func (a *api) applyYAML(ns, stream string) ([]string, error) {
 	paths := map[string]string{
 		"ClusterRole":        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
 		"ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+		"ServiceAccount":     "/api/v1/namespaces/" + ns + "/serviceaccounts",
+		"Pod":                "/api/v1/namespaces/" + ns + "/pods",
 	}
 	var made []string
 	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(stream, -1) {
@@ -145,7 +148,7 @@ func (a *api) applyYAML(stream string) ([]string, error) {
 		}
 		path, ok := paths[m[1]]
 		if !ok {
-			return made, fmt.Errorf("the RBAC holds a %s, which this test does not know how to create", m[1])
+			return made, fmt.Errorf("the YAML holds a %s, which this test does not know how to create", m[1])
 		}
 		var obj struct {
 			Metadata struct{ Name string } `json:"metadata"`

@@ -29,6 +29,7 @@ const (
 // components are the programs the cluster is made of.
 type components struct {
 	etcd, apiserver, kubelet, containerd, ctr, registry string
+	busybox                                             string // static, for the README pod's image
 }
 
 // cluster is a single-node cluster on loopback that the test started.
@@ -254,10 +255,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 	archive := filepath.Join(c.dir, "pause.tar")
 	writePauseArchive(t, archive, pauseImage, pause)
-	out, err := c.ctr(2*time.Minute, "-n", "k8s.io", "images", "import", "--snapshotter", "native", archive)
-	if err != nil {
-		t.Fatalf("importing the pause image: %v\n%s", err, out)
-	}
+	c.importImage(t, archive)
 }
 
 func (c *cluster) ctr(timeout time.Duration, args ...string) (string, error) {
@@ -458,6 +456,7 @@ func lookupComponents(t *testing.T) components {
 		registry:   find("docker-registry", "Debian package docker-registry"),
 		apiserver:  find("kube-apiserver", "test/cluster/install.sh builds it"),
 		kubelet:    find("kubelet", "test/cluster/install.sh builds it"),
+		busybox:    find("busybox", "Debian package busybox-static"),
 	}
 	find("runc", "Debian package runc")
 	find("containerd-shim-runc-v2", "Debian package containerd")

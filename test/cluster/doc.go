@@ -9,6 +9,13 @@
 // (static issuer keys), so the service-account tokens the real API server
 // mints are verified for real.
 //
+// The same cluster runs the README's "Use inside a Kubernetes pod" section
+// as written (readme_test.go reads it from README.md and lists each line it
+// changes, and why): a pod whose projected service-account token feeds the
+// helper inside the container, where crane pulls through it; and the
+// controls a platform engineer meets first (wrong audience, an untrusted
+// service account, no volume), judged by the container's log.
+//
 // The tests carry the "e2ekubelet" build tag, so `go test ./...` stays fast.
 // Run them with `make e2e-kubelet`, which runs test/cluster/install.sh (the
 // Debian packages, and the kube binaries built once into a cache folder)

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # install.sh KUBE_DIR: installs what the cluster test (make e2e-kubelet) runs, and nothing else:
-# the Debian packages etcd-server, containerd (with ctr and the runc shim), runc and
-# docker-registry (the CNCF distribution registry), then kube-apiserver and kubelet built from
-# k8s.io/kubernetes at $KUBE_VERSION into KUBE_DIR by build-kube.sh (once: later runs find them
-# there). Idempotent: apt-get update runs only when a package is missing.
+# the Debian packages etcd-server, containerd (with ctr and the runc shim), runc,
+# docker-registry (the CNCF distribution registry) and busybox-static (the shell in the README
+# pod's image), then kube-apiserver and kubelet built from k8s.io/kubernetes at $KUBE_VERSION
+# into KUBE_DIR by build-kube.sh (once: later runs find them there). Idempotent: apt-get update
+# runs only when a package is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 dir=${1:?usage: install.sh KUBE_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 
-PACKAGES=(etcd-server containerd runc docker-registry)
+PACKAGES=(etcd-server containerd runc docker-registry busybox-static)
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
 missing=()

@@ -73,7 +73,11 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	must(t, err)
 	t.Cleanup(front.srv.Close)
 	pause := buildPause(t, dir)
-	tags := []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated", "sa-rotated-fixed"}
+	// The README pod's image: its own go install lines, run here.
+	readme := readREADME(t)
+	podArchive := filepath.Join(dir, "readme-pod.tar")
+	podImageArchive(t, podArchive, bins.busybox, installLikeREADME(t, dir, readme.installs))
+	tags := []string{"latest", "control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated", "sa-rotated-fixed"}
 	storage := filepath.Join(dir, "storage")
 	must(t, os.MkdirAll(storage, 0o700))
 	seeder, seedAddr := startRegistry(t, bins.registry, filepath.Join(dir, "seed"), storage, nil)
@@ -127,6 +131,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	}
 
 	c.startContainerd(host, pause)
+	c.importImage(t, podArchive)
 	pluginDir := filepath.Join(dir, "plugins")
 	must(t, os.MkdirAll(pluginDir, 0o700))
 	copyFile(t, helper, filepath.Join(pluginDir, "docker-credential-cgr"), 0o755)
@@ -197,7 +202,7 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 
 	// The RBAC exactly as configure-kubelet --rbac printed it. The kubelet
 	// keeps running with the service-account config.
-	made, err := c.admin.applyYAML(rbac)
+	made, err := c.admin.applyYAML("", rbac)
 	must(t, err)
 	t.Logf("applied the RBAC configure-kubelet --rbac printed: %s", strings.Join(made, ", "))
 
@@ -239,6 +244,12 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 			t.Errorf("the kubelet's log has no line with the plugin's reason (the STS refusing %s)", deniedID)
 		}
 	})
+
+	// Issue 13: the README's pod, in the same cluster, before the key
+	// rotation below (its identity holds the JWKS of now).
+	latest, err := image(t, pause, "latest").Digest()
+	must(t, err)
+	readmePods{c: c, r: readme, sts: sts, registry: host, jwks: string(jwks)}.run(t, latest.String())
 
 	t.Run("key rotation: the cluster signs with a key the identity lacks; refused, the fix named; pulled once the keys are updated", func(t *testing.T) {
 		// The API server restarts with a new signing key; the old one still
@@ -318,6 +329,11 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	// tasks first), the API server, etcd and the registry, by PID.
 	for _, p := range []string{"control", "node", "sa-norbac", "sa-alpha", "sa-beta", "sa-plain", "sa-denied", "sa-rotated", "sa-rotated-fixed"} {
 		if err := c.admin.delete("/api/v1/namespaces/" + ns + "/pods/" + p); err != nil {
+			t.Logf("deleting pod %s: %v", p, err)
+		}
+	}
+	for _, p := range []string{"cgr-pull", "cgr-pull-default-audience", "cgr-pull-stranger", "cgr-pull-no-volume"} {
+		if err := c.admin.delete("/api/v1/namespaces/" + readmeNS + "/pods/" + p); err != nil {
 			t.Logf("deleting pod %s: %v", p, err)
 		}
 	}
