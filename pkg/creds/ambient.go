@@ -90,7 +90,7 @@ func (t AmbientToken) Check(now time.Time) error {
 	return nil
 }
 
-// FindAmbientToken looks for the ambient token where SPEC §4 says, in
+// FindAmbientToken looks for the ambient token where docs/reference.md#ambient-token-sources says, in
 // order, reading it fresh every time (projected tokens rotate):
 // cfg.IdentityToken (a JWT or a file), cfg.TokenPath, GitHub Actions OIDC.
 func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (AmbientToken, error) {

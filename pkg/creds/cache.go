@@ -53,7 +53,7 @@ const (
 // the caller would wait; the caller then exchanges without the cache.
 var errLockWait = errors.New("timed out waiting for another process that is exchanging for the same key")
 
-// cache is the on-disk token cache (SPEC §5): one small JSON file per key,
+// cache is the on-disk token cache (docs/reference.md#token-cache): one small JSON file per key,
 // private to the user, replaced atomically, with a lock file beside it so
 // that concurrent processes make one exchange between them.
 //

@@ -16,7 +16,7 @@ import (
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
-// Defaults for the settings SPEC §4 lists.
+// Defaults for the settings docs/reference.md#environment-variables lists.
 const (
 	DefaultAudience  = "cgr.dev"
 	DefaultRegistry  = "cgr.dev,*.cgr.dev"

@@ -25,7 +25,7 @@ package exchange
 //	200 without a usable token         no      no
 //
 // Where we differ, and why:
-//   - 429 and 504: SPEC §7 names them transient. A kubelet starting fifty
+//   - 429 and 504: docs/reference.md#exchange-and-retries lists them as retried. A kubelet starting fifty
 //     pods makes a burst the STS's front end may rate-limit (429, with a
 //     Retry-After we honour), and a 504 means a gateway gave up on a slow
 //     backend; both are about load, not about the request.
