@@ -5,17 +5,18 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/creds/ggcr"
 )
 
-// A Go program (ko, crane, a controller) can use the helper in-process:
-// *creds.Helper is an authn.Helper, so go-containerregistry turns it into a
-// Keychain with no credential-helper binary involved.
+// A Go program (ko, crane, a controller) can use the helper in-process,
+// with no credential-helper binary involved: ggcr.Keychain makes it a
+// go-containerregistry Keychain that, unlike authn.NewKeychainFromHelper,
+// returns the helper's errors instead of pulling anonymously.
 func Example_keychain() {
 	// A sandbox stands in for the cluster, the STS and cgr.dev.
 	sb, err := sandbox.Start()
@@ -48,7 +49,7 @@ func Example_keychain() {
 		panic(err)
 	}
 
-	keychain := authn.NewKeychainFromHelper(helper)
+	keychain := ggcr.Keychain(helper)
 	ref, _ := name.ParseReference(sb.Registry.Host()+"/chainguard/static:latest", name.Insecure)
 	img, err := remote.Image(ref, remote.WithAuthFromKeychain(keychain))
 	if err != nil {

@@ -14,10 +14,10 @@ import (
 // RunPlugin is the `kubelet` subcommand. Only the response goes to stdout;
 // a failure is one line on stderr and exit status 1, which the kubelet logs
 // before pulling without credentials.
-func RunPlugin(h *creds.Helper, stdin io.Reader, stdout, stderr io.Writer) int {
+func RunPlugin(p Provider, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), creds.DefaultTimeout)
 	defer cancel()
-	if err := Serve(ctx, h, stdin, stdout); err != nil {
+	if err := Serve(ctx, p, stdin, stdout); err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: %v\n", ProviderName, err)
 		return 1
 	}

@@ -38,6 +38,7 @@ func configure(args []string, env map[string]string) (int, string, string) {
 // test/kubelet-config decode each strictly with that release's own
 // kubelet types; test/kubelet registers them with the kubelet's code.
 func TestConfigureGolden(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"CHAINGUARD_IDENTITY": "<identity id>"}
 	for _, v := range Versions() {
 		for _, m := range []Mode{NodeMode, ServiceAccountMode} {
@@ -97,6 +98,7 @@ func TestConfigureGolden(t *testing.T) {
 // service-account mode only; cacheType from 1.34, where it is required and
 // 1.33's strict decoder would refuse it; the feature gate named for 1.33.
 func TestConfigurePerVersion(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		version   string
 		mode      Mode
@@ -148,6 +150,7 @@ func checkOneDocument(t *testing.T, out string) {
 }
 
 func TestParseKubeletVersion(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]Version{
 		"1.33": 33, "1.34": 34, "1.35": 35, "1.36": 36, "1.37": 37,
 		"v1.33": 33, "1.33.4": 33, "v1.37.2": 37,
@@ -168,6 +171,7 @@ func TestParseKubeletVersion(t *testing.T) {
 // Bad input: a clear line on stderr saying what is valid, nothing on
 // stdout, a non-zero exit.
 func TestConfigureBadInput(t *testing.T) {
+	t.Parallel()
 	const versions = "use 1.33, 1.34, 1.35, 1.36 or 1.37"
 	for _, tc := range []struct {
 		name string
@@ -209,6 +213,7 @@ func TestConfigureBadInput(t *testing.T) {
 }
 
 func TestConfigureHelp(t *testing.T) {
+	t.Parallel()
 	code, out, errb := configure([]string{"--help"}, nil)
 	assert.Equal(t, 0, code)
 	assert.Empty(t, out)
@@ -220,6 +225,7 @@ func TestConfigureHelp(t *testing.T) {
 // Every setting is a flag and an environment variable; flags win, and the
 // output says where each came from.
 func TestConfigureFlagsAndEnvironment(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"CHAINGUARD_IDENTITY":       "env-identity",
 		"CHAINGUARD_IDENTITY_TOKEN": "/env/token",
@@ -329,6 +335,7 @@ func writtenEnv(t *testing.T, out string) map[string]string {
 // configure-kubelet writes a config for every node: the admin's own config
 // file must not leak into it, nor make it fail.
 func TestConfigureIgnoresThePersonalConfigFile(t *testing.T) {
+	t.Parallel()
 	xdg := t.TempDir()
 	dir := filepath.Join(xdg, "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
@@ -344,6 +351,7 @@ func TestConfigureIgnoresThePersonalConfigFile(t *testing.T) {
 }
 
 func TestConfigureAbsolutisesPaths(t *testing.T) {
+	t.Parallel()
 	wd, err := os.Getwd()
 	require.NoError(t, err)
 	for _, tc := range []struct {
@@ -364,6 +372,7 @@ func TestConfigureAbsolutisesPaths(t *testing.T) {
 // A value with a line break or quotes stays inside its YAML string: the
 // notes name flags and variables, never values.
 func TestConfigureValuesCannotBreakTheYAML(t *testing.T) {
+	t.Parallel()
 	code, out, errb := configure([]string{"--identity", "x\"\nproviders: []\n# "}, nil)
 	require.Equal(t, 0, code, errb)
 	assert.Contains(t, out, `    value: "x\"\nproviders: []\n# "`+"\n")
@@ -371,6 +380,7 @@ func TestConfigureValuesCannotBreakTheYAML(t *testing.T) {
 }
 
 func TestWriteConfigRefusesBadOptions(t *testing.T) {
+	t.Parallel()
 	for _, o := range []ConfigOptions{
 		{Mode: "pod", Kubelet: NewestVersion, MatchImages: []string{"cgr.dev"}},
 		{Mode: NodeMode, Kubelet: 32, MatchImages: []string{"cgr.dev"}},

@@ -22,7 +22,6 @@ import (
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
-	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 const (
@@ -82,8 +81,19 @@ type Duration struct{ time.Duration }
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
+// Provider is what Serve needs from the credential helper: the credential
+// for one pull. *creds.Helper is the one the binary uses; the adapter's own
+// tests use a fake, so the protocol is proved without an STS.
+type Provider interface {
+	// PullCredential returns the credential for p, or ok false when p's
+	// registry is not served (the kubelet then gets no credentials from us).
+	PullCredential(ctx context.Context, p creds.Pull) (cred creds.Credential, ok bool, err error)
+}
+
+var _ Provider = (*creds.Helper)(nil)
+
 // Serve answers one request read from in, writing the response to out.
-func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) error {
+func Serve(ctx context.Context, p Provider, in io.Reader, out io.Writer) error {
 	req, err := readRequest(in)
 	if err != nil {
 		return err
@@ -94,16 +104,14 @@ func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) er
 		CacheKeyType: "Registry",
 		Auth:         map[string]AuthConfig{},
 	}
-	registry := registryOf(req.Image)
-	if h.Serves(registry) {
-		tok, err := token(ctx, h, req)
-		if err != nil {
-			return err
-		}
-		// The kubelet must drop the credentials before the margin the
-		// helper itself keeps, never after the token expires.
-		resp.CacheDuration = &Duration{max(0, tok.Expiry.Sub(h.Now())-creds.Margin).Truncate(time.Second)}
-		resp.Auth[registry] = AuthConfig{Username: creds.Username, Password: tok.Raw}
+	pull := pullOf(req)
+	cred, ok, err := p.PullCredential(ctx, pull)
+	if err != nil {
+		return err
+	}
+	if ok {
+		resp.CacheDuration = &Duration{cred.CacheFor}
+		resp.Auth[pull.Registry] = AuthConfig{Username: cred.Username, Password: cred.Password}
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
@@ -113,35 +121,18 @@ func Serve(ctx context.Context, h *creds.Helper, in io.Reader, out io.Writer) er
 	return err
 }
 
-// token picks the ambient token and identity for the request's mode: the
-// pod's own service-account token when the kubelet sent one, else the
-// node's ambient token.
-func token(ctx context.Context, h *creds.Helper, req Request) (tok exchange.Token, err error) {
-	identity := h.Identity()
-	fromAnnotation := false
-	var amb creds.AmbientToken
+// pullOf is what the request asks for: with the pod's service-account
+// token, the pod's own credential, under the identity its service account
+// names; without, the node's.
+func pullOf(req Request) creds.Pull {
+	pull := creds.Pull{Registry: registryOf(req.Image), ServiceAccountToken: req.ServiceAccountToken}
 	if req.ServiceAccountToken != "" {
 		if id := strings.TrimSpace(req.ServiceAccountAnnotations[IdentityAnnotation]); id != "" {
-			// Whoever can edit the service account writes this: check it
-			// before it reaches the STS form or any message.
-			if err := exchange.CheckIdentity(id); err != nil {
-				return tok, fmt.Errorf("%w: the service account's %s annotation: %w", creds.ErrBadIdentity, IdentityAnnotation, err)
-			}
-			identity, fromAnnotation = id, true
+			pull.Identity = id
+			pull.IdentitySource = "the service account's " + IdentityAnnotation + " annotation"
 		}
-		amb, err = h.AmbientFrom(req.ServiceAccountToken, "the pod's service-account token")
-	} else {
-		amb, err = h.Ambient(ctx)
 	}
-	if err != nil {
-		return tok, err
-	}
-	tok, err = h.Token(ctx, amb, identity)
-	if err != nil && fromAnnotation {
-		// Say where the identity came from: the fix is the annotation.
-		err = fmt.Errorf("identity %s from the service account's %s annotation: %w", logsafe.Quote(identity, logsafe.DefaultLimit), IdentityAnnotation, err)
-	}
-	return tok, err
+	return pull
 }
 
 func readRequest(in io.Reader) (Request, error) {

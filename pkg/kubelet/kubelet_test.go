@@ -40,7 +40,6 @@ func newWorld(t *testing.T) *world {
 		Audience:      creds.DefaultAudience,
 		Registries:    []string{sb.Registry.Host()},
 		CacheDir:      filepath.Join(dir, "cache"),
-		TokenPath:     filepath.Join(dir, "none"),
 		Timeout:       10 * time.Second,
 	}}
 }
@@ -94,6 +93,7 @@ func (w *world) checkResponse(t *testing.T, out string) (subject string) {
 }
 
 func TestNodeMode(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	out, err := w.serve(t, w.request(t, "request-node.json"))
 	require.NoError(t, err)
@@ -103,6 +103,7 @@ func TestNodeMode(t *testing.T) {
 }
 
 func TestServiceAccountMode(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	for _, team := range []string{"a", "b"} {
 		w.sb.STS.AddIdentity("identity-"+team, sandbox.Identity{
@@ -168,6 +169,7 @@ func actSubject(t *testing.T, out, host string) string {
 }
 
 func TestUnservedRegistryGetsNoCredentials(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	out, err := w.serve(t, strings.Replace(w.request(t, "request-node.json"), w.host, "ghcr.io", 1))
 	require.NoError(t, err)
@@ -178,6 +180,7 @@ func TestUnservedRegistryGetsNoCredentials(t *testing.T) {
 }
 
 func TestEchoesTheRequestAPIVersion(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	for _, version := range SupportedAPIVersions {
 		req := strings.Replace(w.request(t, "request-node.json"), `"`+APIVersion+`"`, `"`+version+`"`, 1)
@@ -188,6 +191,7 @@ func TestEchoesTheRequestAPIVersion(t *testing.T) {
 }
 
 func TestRefusesUnknownAPIVersions(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	node := w.request(t, "request-node.json")
 	for name, version := range map[string]string{
@@ -242,6 +246,7 @@ func requireOneLine(t *testing.T, msg string) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	node := w.cfg.IdentityToken
 	expired, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder",
@@ -287,6 +292,7 @@ func TestBadRequests(t *testing.T) {
 // the annotation; it can neither forge a log line, nor flood one, nor reach
 // the STS unless it is a plausible identity id.
 func TestHostileIdentityAnnotation(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	tok, err := w.sb.Issuer.MintServiceAccountToken("team-a", "builder")
 	require.NoError(t, err)
@@ -318,6 +324,7 @@ func TestHostileIdentityAnnotation(t *testing.T) {
 }
 
 func TestRegistryOf(t *testing.T) {
+	t.Parallel()
 	for image, want := range map[string]string{
 		"cgr.dev/chainguard/static:latest": "cgr.dev",
 		"127.0.0.1:5000/a/b@sha256:abc":    "127.0.0.1:5000",
