@@ -92,7 +92,7 @@ func (t AmbientToken) Check(now time.Time) error {
 
 // FindAmbientToken looks for the ambient token where SPEC §4 says, in
 // order, reading it fresh every time (projected tokens rotate):
-// cfg.IdentityToken (a JWT or a file), cfg.TokenPath, GitHub Actions OIDC.
+// cfg.IdentityToken (a JWT or a file), cfg.tokenPath, GitHub Actions OIDC.
 func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (AmbientToken, error) {
 	if v := strings.TrimSpace(cfg.IdentityToken); v != "" {
 		if LooksLikeJWT(v) {
@@ -102,13 +102,13 @@ func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (Amb
 	}
 	var looked []string
 	looked = append(looked, "CHAINGUARD_IDENTITY_TOKEN (unset)")
-	if cfg.TokenPath != "" {
+	if cfg.tokenPath != "" {
 		// One open, no stat first: the file is read on every get.
-		tok, err := readTokenFile(cfg.TokenPath, cfg.TokenPath)
+		tok, err := readTokenFile(cfg.tokenPath, cfg.tokenPath)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return tok, err
 		}
-		looked = append(looked, logsafe.Quote(cfg.TokenPath, pathLimit)+" (no such file)")
+		looked = append(looked, logsafe.Quote(cfg.tokenPath, pathLimit)+" (no such file)")
 	}
 	if usesActions(cfg) {
 		return githubActionsToken(ctx, cfg.ActionsURL, cfg.ActionsToken, client)
@@ -125,8 +125,8 @@ func usesActions(cfg Config) bool {
 	if strings.TrimSpace(cfg.IdentityToken) != "" || cfg.ActionsURL == "" || cfg.ActionsToken == "" {
 		return false
 	}
-	if cfg.TokenPath != "" {
-		if _, err := os.Lstat(cfg.TokenPath); err == nil {
+	if cfg.tokenPath != "" {
+		if _, err := os.Lstat(cfg.tokenPath); err == nil {
 			return false
 		}
 	}

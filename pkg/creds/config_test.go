@@ -22,7 +22,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	assert.Equal(t, exchange.DefaultIssuer, cfg.Issuer)
 	assert.Equal(t, "cgr.dev", cfg.Audience)
 	assert.Equal(t, []string{"cgr.dev", "*.cgr.dev"}, cfg.Registries)
-	assert.Equal(t, DefaultTokenPath, cfg.TokenPath)
+	assert.Equal(t, DefaultTokenPath, cfg.tokenPath)
 	assert.Empty(t, cfg.Identity)
 	assert.False(t, cfg.NoCache)
 	assert.Equal(t, DefaultTimeout, cfg.Timeout)

@@ -42,7 +42,7 @@ func newFixture(t testing.TB) *fixture {
 			Audience:      DefaultAudience,
 			Registries:    []string{sb.Registry.Host()},
 			CacheDir:      filepath.Join(dir, "cache"),
-			TokenPath:     filepath.Join(dir, "no-projected-token"),
+			tokenPath:     filepath.Join(dir, "no-projected-token"),
 			Timeout:       10 * time.Second,
 		},
 	}
@@ -232,11 +232,11 @@ func TestAmbientTokenSources(t *testing.T) {
 	t.Run("projected path", func(t *testing.T) {
 		cfg := f.cfg
 		cfg.IdentityToken = ""
-		cfg.TokenPath = filepath.Join(dir, "projected")
-		require.NoError(t, os.WriteFile(cfg.TokenPath, []byte(f.ambient), 0o600))
+		cfg.tokenPath = filepath.Join(dir, "projected")
+		require.NoError(t, os.WriteFile(cfg.tokenPath, []byte(f.ambient), 0o600))
 		got, err := FindAmbientToken(context.Background(), cfg, nil)
 		require.NoError(t, err)
-		assert.Equal(t, cfg.TokenPath, got.Source)
+		assert.Equal(t, cfg.tokenPath, got.Source)
 	})
 	t.Run("empty and huge files", func(t *testing.T) {
 		cfg := f.cfg

@@ -110,7 +110,7 @@ func TestURLUserInfoIsNeverEchoed(t *testing.T) {
 		"::user:" + password + "@",
 		"user:" + password + "@example.com",
 	} {
-		cfg := Config{ActionsURL: u, ActionsToken: "x", TokenPath: filepath.Join(t.TempDir(), "none")}
+		cfg := Config{ActionsURL: u, ActionsToken: "x", tokenPath: filepath.Join(t.TempDir(), "none")}
 		_, err := FindAmbientToken(context.Background(), cfg, http.DefaultClient)
 		require.Error(t, err)
 		assert.False(t, strings.Contains(err.Error(), password), "ACTIONS_ID_TOKEN_REQUEST_URL user info leaked")
@@ -170,7 +170,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 			assert.Contains(t, err.Error(), "not a regular file")
 		})
 		t.Run("projected path "+name, func(t *testing.T) {
-			cfg := Config{TokenPath: path}
+			cfg := Config{tokenPath: path}
 			err := readsPromptly(t, func() error {
 				_, err := FindAmbientToken(context.Background(), cfg, http.DefaultClient)
 				return err
@@ -203,7 +203,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 		require.NoError(t, os.Symlink("..2026_11_25", filepath.Join(d, "..data")))
 		require.NoError(t, os.Symlink("..data/token", filepath.Join(d, "token")))
 		f.cfg.IdentityToken = ""
-		f.cfg.TokenPath = filepath.Join(d, "token")
+		f.cfg.tokenPath = filepath.Join(d, "token")
 		_, _, err := f.helper(t).Get(f.host)
 		require.NoError(t, err)
 	})

@@ -16,7 +16,7 @@ import (
 func TestNoAmbientTokenNamesEveryPlaceLooked(t *testing.T) {
 	t.Parallel()
 	none := filepath.Join(t.TempDir(), "none")
-	cfg := Config{TokenPath: none}
+	cfg := Config{tokenPath: none}
 	_, err := FindAmbientToken(context.Background(), cfg, http.DefaultClient)
 	require.ErrorIs(t, err, ErrNoAmbientToken)
 	assert.Equal(t, "no ambient OIDC token found: looked at CHAINGUARD_IDENTITY_TOKEN (unset), "+

@@ -40,7 +40,6 @@ func newWorld(t *testing.T) *world {
 		Audience:      creds.DefaultAudience,
 		Registries:    []string{sb.Registry.Host()},
 		CacheDir:      filepath.Join(dir, "cache"),
-		TokenPath:     filepath.Join(dir, "none"),
 		Timeout:       10 * time.Second,
 	}}
 }
