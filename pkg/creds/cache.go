@@ -197,8 +197,8 @@ func checkPrivateDir(path string, fi fs.FileInfo) error {
 // close releases the folder descriptor.
 func (c *cache) close() error { return c.root.Close() }
 
-// cacheKey names the entry for one (issuer, identity, audience, ambient
-// iss, ambient sub): tokens for different identities or callers never mix.
+// cacheKey hashes parts (see Helper.cacheKey) into an entry's name. Each
+// part ends with a NUL, so ("ab", "c") and ("a", "bc") differ.
 func cacheKey(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {

@@ -115,15 +115,25 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	if !h.Serves(serverURL) {
 		return "", "", errNotFound
 	}
+	src, err := firstSource(ambientSources(h.cfg, h.client))
+	if err != nil {
+		return "", "", err
+	}
+	ambient := func(ctx context.Context) (AmbientToken, error) {
+		amb, err := src.Provide(ctx)
+		if err != nil {
+			return AmbientToken{}, err
+		}
+		return h.checked(amb)
+	}
 	var tok exchange.Token
-	var err error
-	if usesActions(h.cfg) {
-		// Fetching an Actions token is a network call; the job's own request
-		// token keys the cache instead, so a hit needs none (see actionsKey).
-		tok, err = h.token(ctx, h.actionsKey(h.cfg.Identity), h.cfg.Identity, h.Ambient)
+	if k, ok := src.(cacheKeyer); ok {
+		// The source's token costs a network call, so the source keys the
+		// cache instead: a hit needs no call.
+		tok, err = h.token(ctx, h.cacheKey(h.cfg.Identity, k.cacheKeyParts()...), h.cfg.Identity, ambient)
 	} else {
 		var amb AmbientToken
-		if amb, err = h.Ambient(ctx); err == nil {
+		if amb, err = ambient(ctx); err == nil {
 			tok, err = h.Token(ctx, amb, h.cfg.Identity)
 		}
 	}
@@ -133,16 +143,9 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	return Username, tok.Raw, nil
 }
 
-// actionsKey is the cache key inside a GitHub Actions job. The request
-// token the runner gives each job (ACTIONS_ID_TOKEN_REQUEST_TOKEN, with the
-// request URL that names the job) is secret and unique to the job, and every
-// OIDC token the job can get has the same subject, so an entry written under
-// it was exchanged for this job's own identity; another job, even on the same
-// self-hosted runner and user, has another request token and so another key.
-// Only a hash of it is ever written (the file name).
-func (h *Helper) actionsKey(identity string) string {
-	return cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, "github-actions", h.cfg.ActionsURL, h.cfg.ActionsToken)
-}
+// cacheKeyer is a source that can name its caller without fetching the
+// token (see actionsSource.cacheKeyParts).
+type cacheKeyer interface{ cacheKeyParts() []string }
 
 // Ambient finds the ambient token and checks it is fit to exchange.
 func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
@@ -179,8 +182,13 @@ func (h *Helper) Now() time.Time { return h.now() }
 // unless the cache has one with more than Margin of life left. Concurrent
 // callers, in this process or others, share one exchange.
 func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
-	key := cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, amb.Issuer, amb.Subject)
-	return h.token(ctx, key, identity, func(context.Context) (AmbientToken, error) { return amb, nil })
+	return h.token(ctx, h.cacheKey(identity, amb.Issuer, amb.Subject), identity, func(context.Context) (AmbientToken, error) { return amb, nil })
+}
+
+// cacheKey names the cache entry for identity and the caller: tokens from
+// different STSs, for different identities, audiences or callers never mix.
+func (h *Helper) cacheKey(identity string, caller ...string) string {
+	return cacheKey(append([]string{h.cfg.Issuer, identity, h.cfg.Audience}, caller...)...)
 }
 
 // token is Token for a key known before the ambient token: ambient is
