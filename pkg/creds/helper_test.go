@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,6 +208,47 @@ func TestHelperWithoutCacheFolder(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 2, f.sb.STS.Exchanges())
+}
+
+// Each way the cache is off makes every call exchange; only an unusable
+// cache folder is worth a log line, which says why.
+func TestHelperWithTheCacheOff(t *testing.T) {
+	for name, tc := range map[string]struct {
+		off  func(f *fixture)
+		logs string
+	}{
+		"CHAINGUARD_NO_CACHE": {func(f *fixture) { f.cfg.NoCache = true }, ""},
+		"no cache folder":     {func(f *fixture) { f.cfg.CacheDir = "" }, ""},
+		"a file as the cache folder": {func(f *fixture) {
+			require.NoError(t, os.WriteFile(f.cfg.CacheDir, nil, 0o600))
+		}, "cache: disabled: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			tc.off(f)
+			var lines []string
+			h, err := New(f.cfg, WithLogger(func(format string, args ...any) {
+				if line := fmt.Sprintf(format, args...); strings.HasPrefix(line, "cache") {
+					lines = append(lines, line)
+				}
+			}))
+			require.NoError(t, err)
+			for range 2 {
+				_, _, err := h.Get(f.host)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, 2, f.sb.STS.Exchanges())
+			if tc.logs == "" {
+				assert.Empty(t, lines)
+			} else {
+				require.Len(t, lines, 2, "one line per call")
+				for _, l := range lines {
+					assert.True(t, strings.HasPrefix(l, tc.logs), l)
+					assert.Contains(t, l, f.cfg.CacheDir, "names the folder")
+				}
+			}
+		})
+	}
 }
 
 func TestAmbientTokenSources(t *testing.T) {
