@@ -16,6 +16,7 @@ func envFrom(m map[string]string) func(string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	cfg, err := LoadConfig(envFrom(map[string]string{"HOME": home}))
 	require.NoError(t, err)
@@ -29,6 +30,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 }
 
 func TestLoadConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	xdg := t.TempDir()
 	dir := filepath.Join(xdg, "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
@@ -62,6 +64,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 }
 
 func TestLoadConfigBadInput(t *testing.T) {
+	t.Parallel()
 	xdg := t.TempDir()
 	dir := filepath.Join(xdg, "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
