@@ -1,16 +1,10 @@
 package creds
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -90,49 +84,6 @@ func (t AmbientToken) Check(now time.Time) error {
 	return nil
 }
 
-// FindAmbientToken looks for the ambient token where docs/reference.md#ambient-token-sources says, in
-// order, reading it fresh every time (projected tokens rotate):
-// cfg.IdentityToken (a JWT or a file), cfg.TokenPath, GitHub Actions OIDC.
-func FindAmbientToken(ctx context.Context, cfg Config, client *http.Client) (AmbientToken, error) {
-	if v := strings.TrimSpace(cfg.IdentityToken); v != "" {
-		if LooksLikeJWT(v) {
-			return ParseAmbientToken(v, "CHAINGUARD_IDENTITY_TOKEN")
-		}
-		return readIdentityTokenFile(v)
-	}
-	var looked []string
-	looked = append(looked, "CHAINGUARD_IDENTITY_TOKEN (unset)")
-	if cfg.TokenPath != "" {
-		// One open, no stat first: the file is read on every get.
-		tok, err := readTokenFile(cfg.TokenPath, cfg.TokenPath)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return tok, err
-		}
-		looked = append(looked, logsafe.Quote(cfg.TokenPath, pathLimit)+" (no such file)")
-	}
-	if usesActions(cfg) {
-		return githubActionsToken(ctx, cfg.ActionsURL, cfg.ActionsToken, client)
-	}
-	looked = append(looked, "GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN unset; the job needs permissions: id-token: write)")
-	return AmbientToken{}, fmt.Errorf("%w: looked at %s; set CHAINGUARD_IDENTITY_TOKEN to a token or a token file, or project a service-account token with audience %s to %s",
-		ErrNoAmbientToken, strings.Join(looked, ", "), EnforceAudience, DefaultTokenPath)
-}
-
-// usesActions reports whether FindAmbientToken would ask GitHub Actions for
-// the token, judged without the network: no explicit token, no projected
-// token file, and the Actions variables set.
-func usesActions(cfg Config) bool {
-	if strings.TrimSpace(cfg.IdentityToken) != "" || cfg.ActionsURL == "" || cfg.ActionsToken == "" {
-		return false
-	}
-	if cfg.TokenPath != "" {
-		if _, err := os.Lstat(cfg.TokenPath); err == nil {
-			return false
-		}
-	}
-	return true
-}
-
 // pathLimit caps a path shown in a message.
 const pathLimit = 256
 
@@ -141,55 +92,6 @@ const pathLimit = 256
 // exactly three dot-separated parts.
 func LooksLikeJWT(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
-}
-
-// readIdentityTokenFile reads CHAINGUARD_IDENTITY_TOKEN's value as a path.
-// The value is what the user typed, and may be a token with something
-// around it (quotes, "Bearer "): messages then describe it by shape only.
-func readIdentityTokenFile(v string) (AmbientToken, error) {
-	const setting = "CHAINGUARD_IDENTITY_TOKEN"
-	// Only a value that exists as a file is shown: it is a path, not a
-	// pasted secret. Anything else may be (part of) a token, whatever it
-	// looks like, and is described by its shape.
-	shown := "(value not shown: " + logsafe.Shape(v) + pathHint(v) + ")"
-	if _, err := os.Lstat(v); err == nil {
-		shown = logsafe.Quote(v, pathLimit)
-	} else if dir := existingParent(v); dir != "" {
-		// What exists is a path too, and says where the typo is.
-		shown += "; the longest leading part of it that exists is the folder " + logsafe.Quote(dir, pathLimit)
-	}
-	tok, err := readTokenFile(v, setting+" file "+shown)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return tok, err
-	}
-	hint := "set it to the token itself or to the path of a file holding it (surrounding white space is ignored)"
-	if strings.Contains(v, "eyJ") {
-		hint = "it holds something like a token with other text around it (quotes, a prefix such as \"Bearer \", a stray character); " +
-			"set it to the bare token, or to the path of a file holding it (surrounding white space is ignored)"
-	}
-	return AmbientToken{}, fmt.Errorf("%w: %s is not a JWT, and as a path it does not exist: %s; %s", ErrBadAmbientToken, setting, shown, hint)
-}
-
-// existingParent is the longest leading folder of v that exists, other
-// than the root or the working folder, or "".
-func existingParent(v string) string {
-	for dir := filepath.Dir(v); dir != "." && dir != string(filepath.Separator); dir = filepath.Dir(dir) {
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return dir
-		}
-	}
-	return ""
-}
-
-// pathHint says whether a value has the look of a path, without showing it.
-func pathHint(v string) string {
-	switch {
-	case strings.HasPrefix(v, "/"):
-		return ", starts with / like an absolute path"
-	case strings.ContainsAny(v, "/\\"):
-		return ", holds a path separator"
-	}
-	return ""
 }
 
 // readTokenFile reads a token file. Links are followed (the kubelet's
@@ -223,43 +125,4 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 		return AmbientToken{}, fmt.Errorf("%w: %s is empty; the token has not been written yet, or the wrong file is named", ErrBadAmbientToken, source)
 	}
 	return ParseAmbientToken(string(b), source)
-}
-
-// githubActionsToken asks the Actions runtime for an ID token with the STS's
-// audience, the way actions/core's getIDToken does.
-func githubActionsToken(ctx context.Context, requestURL, requestToken string, client *http.Client) (AmbientToken, error) {
-	const source = "GitHub Actions OIDC"
-	u, err := url.Parse(requestURL)
-	if err != nil || u.Host == "" {
-		// url.Parse's error quotes the whole value, user info included.
-		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL (value not shown: %s)", ErrBadAmbientToken, logsafe.Shape(requestURL))
-	}
-	q := u.Query()
-	q.Set("audience", EnforceAudience)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: %s: cannot build the token request for host %s", ErrBadAmbientToken, source, logsafe.Quote(u.Host, pathLimit))
-	}
-	req.Header.Set("Authorization", "Bearer "+requestToken)
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %w", ErrNoAmbientToken, logsafe.Quote(u.Host, pathLimit), errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenSize))
-	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: reading the GitHub Actions token: %w", ErrNoAmbientToken, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered %s; the job needs permissions: id-token: write", ErrNoAmbientToken, resp.Status)
-	}
-	var out struct {
-		Value string `json:"value"`
-	}
-	if err := json.Unmarshal(body, &out); err != nil || out.Value == "" {
-		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered without a token", ErrBadAmbientToken)
-	}
-	return ParseAmbientToken(out.Value, source)
 }

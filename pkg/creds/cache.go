@@ -197,8 +197,8 @@ func checkPrivateDir(path string, fi fs.FileInfo) error {
 // close releases the folder descriptor.
 func (c *cache) close() error { return c.root.Close() }
 
-// cacheKey names the entry for one (issuer, identity, audience, ambient
-// iss, ambient sub): tokens for different identities or callers never mix.
+// cacheKey hashes parts (see Helper.cacheKey) into an entry's name. Each
+// part ends with a NUL, so ("ab", "c") and ("a", "bc") differ.
 func cacheKey(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
@@ -334,6 +334,26 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 	c.removeOurs(key + failSuffix)
 	c.sweep(now)
 	return nil
+}
+
+// keep stores tok under key unless it has Margin or less left, when load
+// would not serve it anyway. A failure is logged: the next call exchanges.
+func (c *cache) keep(key string, tok exchange.Token, now time.Time) {
+	if left := tok.Expiry.Sub(now); left <= Margin {
+		c.logf("cache: not storing a token with only %s left", left.Round(time.Second))
+		return
+	}
+	if err := c.storeAt(key, tok, now); err != nil {
+		c.logf("cache: cannot store the token: %v", err)
+	}
+}
+
+// keepFailure records a failed exchange with storeFailure, logging if it
+// cannot: the waiters then try for themselves.
+func (c *cache) keepFailure(key, msg string, at time.Time) {
+	if err := c.storeFailure(key, msg, at); err != nil {
+		c.logf("cache: cannot record the failure: %v", err)
+	}
 }
 
 // storeFailure records that the exchange for key failed with msg at at, so

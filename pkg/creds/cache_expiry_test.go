@@ -21,6 +21,7 @@ func writeEntry(t *testing.T, path string, e any) {
 }
 
 func TestCacheTrustsABoundedLifetime(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	years := testToken(t, now.AddDate(10, 0, 0))
 

@@ -43,6 +43,7 @@ func mode(t *testing.T, path string) os.FileMode {
 }
 
 func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
+	t.Parallel()
 	tok := testToken(t, time.Now().Add(time.Hour))
 	for name, perm := range map[string]os.FileMode{
 		"shared like /tmp": 0o777 | os.ModeSticky,
@@ -100,6 +101,7 @@ func TestOpenCacheNeverRemodesAFolderItDidNotMake(t *testing.T) {
 }
 
 func TestOpenCacheRefusesAPlantedPrivateSubfolder(t *testing.T) {
+	t.Parallel()
 	for name, plant := range map[string]func(t *testing.T, priv string){
 		"loose mode": func(t *testing.T, priv string) {
 			require.NoError(t, os.Mkdir(priv, 0o700))
@@ -136,6 +138,7 @@ func TestOpenCacheRefusesAPlantedPrivateSubfolder(t *testing.T) {
 }
 
 func TestCacheForeignOwner(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a file to another user")
 	}
@@ -173,6 +176,7 @@ func TestCacheForeignOwner(t *testing.T) {
 }
 
 func TestOpenCacheFollowsASymlinkedFolderHoweverSpelled(t *testing.T) {
+	t.Parallel()
 	tok := testToken(t, time.Now().Add(time.Hour))
 	spellings := func(link string) []string { return []string{link, link + "/", link + "/."} }
 
@@ -227,6 +231,7 @@ func TestOpenCacheFollowsASymlinkedFolderHoweverSpelled(t *testing.T) {
 }
 
 func TestCacheEntryPlantsAreAPromptMiss(t *testing.T) {
+	t.Parallel()
 	secret := testToken(t, time.Now().Add(time.Hour))
 	outside := filepath.Join(t.TempDir(), "outside.json")
 	b, err := json.Marshal(cacheEntry{Token: secret.Raw, Expiry: secret.Expiry})
@@ -267,6 +272,7 @@ func TestCacheEntryPlantsAreAPromptMiss(t *testing.T) {
 }
 
 func TestCacheLockRefusesPlants(t *testing.T) {
+	t.Parallel()
 	for name, plant := range map[string]func(t *testing.T, p, outside string){
 		"symlink out": func(t *testing.T, p, outside string) { require.NoError(t, os.Symlink(outside, p)) },
 		"symlink in":  func(t *testing.T, p, _ string) { require.NoError(t, os.Symlink("made.lock", p)) },
@@ -295,6 +301,7 @@ func TestCacheLockRefusesPlants(t *testing.T) {
 }
 
 func TestCacheLockWaitIsBounded(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("stuck")
 	// A stuck holder: another handle on the same lock file.
@@ -321,6 +328,7 @@ func TestCacheLockWaitIsBounded(t *testing.T) {
 }
 
 func TestCacheLockSurvivesItsFileBeingSwept(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("swept")
 	unlock, err := c.lockWait(context.Background(), key, 0)
@@ -337,6 +345,7 @@ func TestCacheLockSurvivesItsFileBeingSwept(t *testing.T) {
 }
 
 func TestCacheFailureMarker(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("failing")
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -374,6 +383,7 @@ func TestCacheFailureMarker(t *testing.T) {
 // a failing STS, callers waiting for the lock holder share its failure
 // instead of each exchanging in turn; a caller arriving later tries again.
 func TestCacheBurstSharesOneFailure(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("burst")
 	var tick atomic.Int64

@@ -15,6 +15,7 @@ import (
 )
 
 func TestCacheSweep(t *testing.T) {
+	t.Parallel()
 	now := time.Now().Add(24 * time.Hour)
 	old := now.Add(-staleAge - time.Minute)
 	fresh := now.Add(-time.Minute)
@@ -87,6 +88,7 @@ func TestCacheSweep(t *testing.T) {
 }
 
 func TestCacheSweepIsBoundedAndRunsAfterAStore(t *testing.T) {
+	t.Parallel()
 	now := time.Now().Add(24 * time.Hour)
 	old := now.Add(-staleAge - time.Minute)
 	c := newTestCache(t)

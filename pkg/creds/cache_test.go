@@ -37,6 +37,7 @@ func newTestCache(t *testing.T) *cache {
 }
 
 func TestCacheRoundTripAndModes(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	now := time.Now()
 	tok := testToken(t, now.Add(time.Hour))
@@ -64,6 +65,7 @@ func TestCacheRoundTripAndModes(t *testing.T) {
 }
 
 func TestCacheMargin(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	now := time.Now()
 	key := cacheKey("margin")
@@ -77,6 +79,7 @@ func TestCacheMargin(t *testing.T) {
 }
 
 func TestCacheKeySeparates(t *testing.T) {
+	t.Parallel()
 	parts := []string{"https://issuer", "identity", "cgr.dev", "https://k8s", "system:serviceaccount:ns:a"}
 	base := cacheKey(parts...)
 	for i := range parts {
@@ -89,6 +92,7 @@ func TestCacheKeySeparates(t *testing.T) {
 }
 
 func TestCacheIgnoresBadEntries(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	good := testToken(t, now.Add(time.Hour))
 	for name, spoil := range map[string]func(t *testing.T, path string){
@@ -133,6 +137,7 @@ func truncate(t *testing.T, p string) {
 }
 
 func TestCacheLockExcludes(t *testing.T) {
+	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("lock")
 	ctx := context.Background()

@@ -41,7 +41,8 @@ type Config struct {
 	// the STS for the caller's own identity.
 	Identity string
 	// IdentityToken is the ambient token itself, or a path to a file holding
-	// one. Empty means look in TokenPath, then GitHub Actions.
+	// one. Empty means look for a projected token (at DefaultTokenPath, in
+	// a Config from LoadConfig), then ask GitHub Actions.
 	IdentityToken string
 	// Issuer is the STS base URL.
 	Issuer string
@@ -56,15 +57,17 @@ type Config struct {
 	// Debug writes diagnostics (never a token) to stderr.
 	Debug bool
 
-	// TokenPath is where a projected token is looked for when IdentityToken
-	// is empty. Not an environment setting: it exists so tests need not
-	// write to /var/run.
-	TokenPath string
 	// ActionsURL and ActionsToken are GitHub Actions' OIDC request URL and
 	// bearer (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN).
 	ActionsURL, ActionsToken string
 	// Timeout bounds one whole credential request, retries included.
 	Timeout time.Duration
+
+	// tokenPath is where a projected token is looked for when IdentityToken
+	// is empty: DefaultTokenPath from LoadConfig; empty, not looked for,
+	// in a Config built by hand (set IdentityToken to DefaultTokenPath
+	// there). Not a setting: tests point it away from /var/run.
+	tokenPath string
 }
 
 // fileConfig is the on-disk shape of the helper's config file, written by
@@ -104,7 +107,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Issuer:     exchange.DefaultIssuer,
 		Audience:   DefaultAudience,
 		Registries: strings.Split(DefaultRegistry, ","),
-		TokenPath:  DefaultTokenPath,
+		tokenPath:  DefaultTokenPath,
 		Timeout:    DefaultTimeout,
 	}
 	// Without a user cache folder (no HOME, as for some system services)

@@ -16,19 +16,21 @@ func envFrom(m map[string]string) func(string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	cfg, err := LoadConfig(envFrom(map[string]string{"HOME": home}))
 	require.NoError(t, err)
 	assert.Equal(t, exchange.DefaultIssuer, cfg.Issuer)
 	assert.Equal(t, "cgr.dev", cfg.Audience)
 	assert.Equal(t, []string{"cgr.dev", "*.cgr.dev"}, cfg.Registries)
-	assert.Equal(t, DefaultTokenPath, cfg.TokenPath)
+	assert.Equal(t, DefaultTokenPath, cfg.tokenPath)
 	assert.Empty(t, cfg.Identity)
 	assert.False(t, cfg.NoCache)
 	assert.Equal(t, DefaultTimeout, cfg.Timeout)
 }
 
 func TestLoadConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	xdg := t.TempDir()
 	dir := filepath.Join(xdg, "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
@@ -62,6 +64,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 }
 
 func TestLoadConfigBadInput(t *testing.T) {
+	t.Parallel()
 	xdg := t.TempDir()
 	dir := filepath.Join(xdg, "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))

@@ -36,6 +36,7 @@ func holdLock(t *testing.T, f *fixture, identity string) {
 // Now the wait is bounded by part of the deadline, then the caller
 // exchanges without the cache.
 func TestFrozenLockHolderCannotTakeEveryoneDown(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.cfg.Timeout = 2 * time.Second
 	holdLock(t, f, f.cfg.Identity)
@@ -59,6 +60,7 @@ func TestFrozenLockHolderCannotTakeEveryoneDown(t *testing.T) {
 // every caller that was waiting for it, instead of fifty serial exchanges
 // each retrying until the deadline.
 func TestBurstUnderAFailingSTSSharesOneFailure(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// Every attempt fails; the first is slow, so the whole burst is queued
 	// on the lock before it ends.
@@ -105,6 +107,7 @@ func TestBurstUnderAFailingSTSSharesOneFailure(t *testing.T) {
 // A token that claims to live for years is trusted for an hour: neither the
 // cache nor the kubelet keep it longer.
 func TestIssuedTokenLifetimeIsCapped(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.sb.STS.SetTokenLifetime(10 * 365 * 24 * time.Hour)
 	h := f.helper(t)

@@ -304,7 +304,7 @@ func FuzzLoadConfig(f *testing.F) {
 			if err != nil {
 				return []string{fzMsg(err)}
 			}
-			cfg.TokenPath = filepath.Join(sandboxDir, "none")
+			cfg.tokenPath = filepath.Join(sandboxDir, "none")
 			cfg.ActionsURL, cfg.ActionsToken = "", ""
 			h, err := New(cfg, WithClock(func() time.Time { return fzNow }))
 			if err != nil {

@@ -115,15 +115,25 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	if !h.Serves(serverURL) {
 		return "", "", errNotFound
 	}
+	src, err := firstSource(ambientSources(h.cfg, h.client))
+	if err != nil {
+		return "", "", err
+	}
+	ambient := func(ctx context.Context) (AmbientToken, error) {
+		amb, err := src.Provide(ctx)
+		if err != nil {
+			return AmbientToken{}, err
+		}
+		return h.checked(amb)
+	}
 	var tok exchange.Token
-	var err error
-	if usesActions(h.cfg) {
-		// Fetching an Actions token is a network call; the job's own request
-		// token keys the cache instead, so a hit needs none (see actionsKey).
-		tok, err = h.token(ctx, h.actionsKey(h.cfg.Identity), h.cfg.Identity, h.Ambient)
+	if k, ok := src.(cacheKeyer); ok {
+		// The source's token costs a network call, so the source keys the
+		// cache instead: a hit needs no call.
+		tok, err = h.token(ctx, h.cacheKey(h.cfg.Identity, k.cacheKeyParts()...), h.cfg.Identity, ambient)
 	} else {
 		var amb AmbientToken
-		if amb, err = h.Ambient(ctx); err == nil {
+		if amb, err = ambient(ctx); err == nil {
 			tok, err = h.Token(ctx, amb, h.cfg.Identity)
 		}
 	}
@@ -133,16 +143,9 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	return Username, tok.Raw, nil
 }
 
-// actionsKey is the cache key inside a GitHub Actions job. The request
-// token the runner gives each job (ACTIONS_ID_TOKEN_REQUEST_TOKEN, with the
-// request URL that names the job) is secret and unique to the job, and every
-// OIDC token the job can get has the same subject, so an entry written under
-// it was exchanged for this job's own identity; another job, even on the same
-// self-hosted runner and user, has another request token and so another key.
-// Only a hash of it is ever written (the file name).
-func (h *Helper) actionsKey(identity string) string {
-	return cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, "github-actions", h.cfg.ActionsURL, h.cfg.ActionsToken)
-}
+// cacheKeyer is a source that can name its caller without fetching the
+// token (see actionsSource.cacheKeyParts).
+type cacheKeyer interface{ cacheKeyParts() []string }
 
 // Ambient finds the ambient token and checks it is fit to exchange.
 func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
@@ -179,65 +182,57 @@ func (h *Helper) Now() time.Time { return h.now() }
 // unless the cache has one with more than Margin of life left. Concurrent
 // callers, in this process or others, share one exchange.
 func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
-	key := cacheKey(h.cfg.Issuer, identity, h.cfg.Audience, amb.Issuer, amb.Subject)
-	return h.token(ctx, key, identity, func(context.Context) (AmbientToken, error) { return amb, nil })
+	return h.token(ctx, h.cacheKey(identity, amb.Issuer, amb.Subject), identity, func(context.Context) (AmbientToken, error) { return amb, nil })
+}
+
+// cacheKey names the cache entry for identity and the caller: tokens from
+// different STSs, for different identities, audiences or callers never mix.
+func (h *Helper) cacheKey(identity string, caller ...string) string {
+	return cacheKey(append([]string{h.cfg.Issuer, identity, h.cfg.Audience}, caller...)...)
 }
 
 // token is Token for a key known before the ambient token: ambient is
 // called only when the cache has no entry, after the lock is taken.
 func (h *Helper) token(ctx context.Context, key, identity string, ambient func(context.Context) (AmbientToken, error)) (exchange.Token, error) {
 	c := h.openCache()
-	if c != nil {
-		opened := c // c becomes nil below if the lock cannot be had
-		defer func() { _ = opened.close() }()
+	opened := c // c is the null cache below if the lock cannot be had
+	defer func() { _ = opened.close() }()
+	if tok, ok := c.load(key, h.now()); ok {
+		h.logf("cache hit: token valid until %s", tok.Expiry) // formatted only when logging
+		return tok, nil
+	}
+	since := h.now()
+	// A holder that is frozen or hung must not take this call down with
+	// it: wait for part of the deadline only, then exchange without the
+	// cache. Better an extra exchange than a failed pull.
+	unlock, err := c.lockWait(ctx, key, lockBudget(ctx))
+	if err != nil {
+		h.logf("cache: no lock (%v); exchanging without the cache", err)
+		c = noCache{}
+	} else {
+		defer unlock()
+		// Whoever held the lock may have just written the entry...
 		if tok, ok := c.load(key, h.now()); ok {
-			h.logf("cache hit: token valid until %s", tok.Expiry) // formatted only when logging
+			h.logf("cache hit after waiting for another exchange")
 			return tok, nil
 		}
-		since := h.now()
-		// A holder that is frozen or hung must not take this call down with
-		// it: wait for part of the deadline only, then exchange without the
-		// cache. Better an extra exchange than a failed pull.
-		unlock, err := c.lockWait(ctx, key, lockBudget(ctx))
-		if err != nil {
-			h.logf("cache: no lock (%v); exchanging without the cache", err)
-			c = nil
-		} else {
-			defer unlock()
-			// Whoever held the lock may have just written the entry...
-			if tok, ok := c.load(key, h.now()); ok {
-				h.logf("cache hit after waiting for another exchange")
-				return tok, nil
-			}
-			// ...or failed while we waited. Its answer is as fresh as ours
-			// would be, and under a failing STS fifty callers must not each
-			// spend their deadline retrying one after another.
-			if msg, ok := c.loadFailure(key, since, h.now()); ok {
-				return exchange.Token{}, sharedFailure(msg)
-			}
+		// ...or failed while we waited. Its answer is as fresh as ours
+		// would be, and under a failing STS fifty callers must not each
+		// spend their deadline retrying one after another.
+		if msg, ok := c.loadFailure(key, since, h.now()); ok {
+			return exchange.Token{}, sharedFailure(msg)
 		}
 	}
 
 	tok, err := h.exchange(ctx, identity, ambient)
 	if err != nil {
 		// Not when our own deadline ran out: that is not the STS's answer.
-		if c != nil && ctx.Err() == nil {
-			if serr := c.storeFailure(key, err.Error(), h.now()); serr != nil {
-				h.logf("cache: cannot record the failure: %v", serr)
-			}
+		if ctx.Err() == nil {
+			c.keepFailure(key, err.Error(), h.now())
 		}
 		return exchange.Token{}, err
 	}
-	now := h.now()
-	switch {
-	case c == nil:
-	case tok.Expiry.Sub(now) <= Margin:
-		h.logf("cache: not storing a token with only %s left", tok.Expiry.Sub(now).Round(time.Second))
-	default:
-		if err := c.storeAt(key, tok, now); err != nil {
-			h.logf("cache: cannot store the token: %v", err)
-		}
-	}
+	c.keep(key, tok, h.now())
 	return tok, nil
 }
 
@@ -269,16 +264,28 @@ func (h *Helper) exchange(ctx context.Context, identity string, ambient func(con
 	return tok, nil
 }
 
-// openCache returns the cache, or nil when it is off or unusable: an
+// tokenCache is the token cache as token uses it: the on-disk cache, or
+// noCache when it is off or unusable. A cache that fails costs an
+// exchange, never a pull: keep and keepFailure log what goes wrong.
+type tokenCache interface {
+	load(key string, now time.Time) (exchange.Token, bool)
+	lockWait(ctx context.Context, key string, maxWait time.Duration) (unlock func(), err error)
+	loadFailure(key string, since, now time.Time) (string, bool)
+	keep(key string, tok exchange.Token, now time.Time)
+	keepFailure(key, msg string, at time.Time)
+	close() error
+}
+
+// openCache returns the cache, or noCache when it is off or unusable: an
 // unwritable cache folder costs an exchange per call, never a failure.
-func (h *Helper) openCache() *cache {
+func (h *Helper) openCache() tokenCache {
 	if h.cfg.NoCache || h.cfg.CacheDir == "" {
-		return nil
+		return noCache{}
 	}
 	c, err := openCache(h.cfg.CacheDir, h.logf)
 	if err != nil {
 		h.logf("cache: disabled: %v", err)
-		return nil
+		return noCache{}
 	}
 	return c
 }

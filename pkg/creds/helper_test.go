@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func newFixture(t testing.TB) *fixture {
 			Audience:      DefaultAudience,
 			Registries:    []string{sb.Registry.Host()},
 			CacheDir:      filepath.Join(dir, "cache"),
-			TokenPath:     filepath.Join(dir, "no-projected-token"),
+			tokenPath:     filepath.Join(dir, "no-projected-token"),
 			Timeout:       10 * time.Second,
 		},
 	}
@@ -56,6 +57,7 @@ func (f *fixture) helper(t *testing.T, opts ...Option) *Helper {
 }
 
 func TestHelperGetUsesTheCacheUntilTheMargin(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// Valid both now (for the STS) and an hour on (for the helper's clock).
 	ambient, err := f.sb.Issuer.MintServiceAccountToken("ns", "sa", sandbox.WithLifetime(2*time.Hour))
@@ -94,6 +96,7 @@ func mintAt(t *testing.T, sb *sandbox.Sandbox, now time.Time) string {
 }
 
 func TestHelperNotFound(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, _, err := f.helper(t).Get("ghcr.io")
 	require.Error(t, err)
@@ -102,32 +105,33 @@ func TestHelperNotFound(t *testing.T) {
 }
 
 func TestHelperErrorKinds(t *testing.T) {
+	t.Parallel()
 	// Each setup returns the ambient token it put in use ("" when there is
 	// none); the message must hold neither that token nor its signature.
 	for _, tc := range []struct {
 		name  string
-		setup func(f *fixture) (inUse string)
+		setup func(t *testing.T, f *fixture) (inUse string)
 		want  error
 	}{
-		{"rejected", func(f *fixture) string {
+		{"rejected", func(_ *testing.T, f *fixture) string {
 			f.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "no"})
 			return f.ambient
 		}, ErrIdentityRejected},
-		{"unknown identity", func(f *fixture) string { f.cfg.Identity = "missing"; return f.ambient }, ErrIdentityRejected},
-		{"unavailable", func(f *fixture) string {
+		{"unknown identity", func(_ *testing.T, f *fixture) string { f.cfg.Identity = "missing"; return f.ambient }, ErrIdentityRejected},
+		{"unavailable", func(_ *testing.T, f *fixture) string {
 			for range 3 {
 				f.sb.STS.InjectFaults(sandbox.Fault{Status: 503})
 			}
 			return f.ambient
 		}, ErrSTSUnreachable},
-		{"unreachable", func(f *fixture) string { f.cfg.Issuer = "http://127.0.0.1:1"; return f.ambient }, ErrSTSUnreachable},
-		{"no token", func(f *fixture) string { f.cfg.IdentityToken = ""; return "" }, ErrNoAmbientToken},
-		{"bad token file", func(f *fixture) string { f.cfg.IdentityToken = "/does/not/exist"; return "" }, ErrBadAmbientToken},
-		{"expired", func(f *fixture) string {
+		{"unreachable", func(_ *testing.T, f *fixture) string { f.cfg.Issuer = "http://127.0.0.1:1"; return f.ambient }, ErrSTSUnreachable},
+		{"no token", func(_ *testing.T, f *fixture) string { f.cfg.IdentityToken = ""; return "" }, ErrNoAmbientToken},
+		{"bad token file", func(_ *testing.T, f *fixture) string { f.cfg.IdentityToken = "/does/not/exist"; return "" }, ErrBadAmbientToken},
+		{"expired", func(t *testing.T, f *fixture) string {
 			f.cfg.IdentityToken = mintAt(t, f.sb, time.Now().Add(-2*time.Hour))
 			return f.cfg.IdentityToken
 		}, ErrTokenExpired},
-		{"audience", func(f *fixture) string {
+		{"audience", func(t *testing.T, f *fixture) string {
 			tok, err := f.sb.Issuer.MintServiceAccountToken("ns", "sa", sandbox.WithAudience("sts.amazonaws.com"))
 			require.NoError(t, err)
 			f.cfg.IdentityToken = tok
@@ -135,8 +139,9 @@ func TestHelperErrorKinds(t *testing.T) {
 		}, ErrWrongAudience},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
-			inUse := tc.setup(f)
+			inUse := tc.setup(t, f)
 			_, _, err := f.helper(t).Get(f.host)
 			require.Error(t, err)
 			msg := err.Error()
@@ -164,6 +169,7 @@ func TestHelperErrorKinds(t *testing.T) {
 }
 
 func TestHelperRedactsAnEchoedToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.sb.STS.InjectFaults(sandbox.Fault{Status: 401, Message: "bad token " + f.ambient})
 	_, _, err := f.helper(t).Get(f.host)
@@ -174,6 +180,7 @@ func TestHelperRedactsAnEchoedToken(t *testing.T) {
 }
 
 func TestHelperRefusesAlreadyExpiredIssuedToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.sb.STS.SetTokenLifetime(-time.Minute)
 	_, _, err := f.helper(t).Get(f.host)
@@ -184,6 +191,7 @@ func TestHelperRefusesAlreadyExpiredIssuedToken(t *testing.T) {
 }
 
 func TestHelperSeparatesCallers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	h := f.helper(t)
 	_, a, err := h.Get(f.host)
@@ -199,6 +207,7 @@ func TestHelperSeparatesCallers(t *testing.T) {
 }
 
 func TestHelperWithoutCacheFolder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.cfg.CacheDir = ""
 	h := f.helper(t)
@@ -209,7 +218,51 @@ func TestHelperWithoutCacheFolder(t *testing.T) {
 	assert.Equal(t, 2, f.sb.STS.Exchanges())
 }
 
+// Each way the cache is off makes every call exchange; only an unusable
+// cache folder is worth a log line, which says why.
+func TestHelperWithTheCacheOff(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		off  func(t *testing.T, f *fixture)
+		logs string
+	}{
+		"CHAINGUARD_NO_CACHE": {func(_ *testing.T, f *fixture) { f.cfg.NoCache = true }, ""},
+		"no cache folder":     {func(_ *testing.T, f *fixture) { f.cfg.CacheDir = "" }, ""},
+		"a file as the cache folder": {func(t *testing.T, f *fixture) {
+			require.NoError(t, os.WriteFile(f.cfg.CacheDir, nil, 0o600))
+		}, "cache: disabled: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			tc.off(t, f)
+			var lines []string
+			h, err := New(f.cfg, WithLogger(func(format string, args ...any) {
+				if line := fmt.Sprintf(format, args...); strings.HasPrefix(line, "cache") {
+					lines = append(lines, line)
+				}
+			}))
+			require.NoError(t, err)
+			for range 2 {
+				_, _, err := h.Get(f.host)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, 2, f.sb.STS.Exchanges())
+			if tc.logs == "" {
+				assert.Empty(t, lines)
+			} else {
+				require.Len(t, lines, 2, "one line per call")
+				for _, l := range lines {
+					assert.True(t, strings.HasPrefix(l, tc.logs), l)
+					assert.Contains(t, l, f.cfg.CacheDir, "names the folder")
+				}
+			}
+		})
+	}
+}
+
 func TestAmbientTokenSources(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	dir := t.TempDir()
 
@@ -232,11 +285,11 @@ func TestAmbientTokenSources(t *testing.T) {
 	t.Run("projected path", func(t *testing.T) {
 		cfg := f.cfg
 		cfg.IdentityToken = ""
-		cfg.TokenPath = filepath.Join(dir, "projected")
-		require.NoError(t, os.WriteFile(cfg.TokenPath, []byte(f.ambient), 0o600))
+		cfg.tokenPath = filepath.Join(dir, "projected")
+		require.NoError(t, os.WriteFile(cfg.tokenPath, []byte(f.ambient), 0o600))
 		got, err := FindAmbientToken(context.Background(), cfg, nil)
 		require.NoError(t, err)
-		assert.Equal(t, cfg.TokenPath, got.Source)
+		assert.Equal(t, cfg.tokenPath, got.Source)
 	})
 	t.Run("empty and huge files", func(t *testing.T) {
 		cfg := f.cfg
@@ -261,6 +314,7 @@ func TestAmbientTokenSources(t *testing.T) {
 }
 
 func TestCheckNamesTheProblem(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	tok := AmbientToken{Source: "s", Audience: []string{"a", "b"}, Expiry: now.Add(time.Hour)}
 	err := tok.Check(now)
@@ -282,6 +336,7 @@ func TestCheckNamesTheProblem(t *testing.T) {
 }
 
 func TestIssuerSpellingsShareTheCache(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, a, err := f.helper(t).Get(f.host)
 	require.NoError(t, err)

@@ -40,6 +40,7 @@ func assertNoSecret(t *testing.T, msg, secret, what string) {
 // taken as a path and echoed whole, signature included. Whatever its shape,
 // the value never appears; the message describes it.
 func TestIdentityTokenValueIsNeverEchoed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	jwt := f.ambient
 	for name, value := range map[string]string{
@@ -88,6 +89,7 @@ func TestIdentityTokenValueIsNeverEchoed(t *testing.T) {
 
 // Surrounding white space is the one wrapping accepted, for both forms.
 func TestIdentityTokenSurroundingWhiteSpaceIsAccepted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	jwt := f.ambient
 	f.cfg.IdentityToken = " \t" + jwt + "\r\n"
@@ -103,6 +105,7 @@ func TestIdentityTokenSurroundingWhiteSpaceIsAccepted(t *testing.T) {
 
 // URL user info is never echoed, also when the URL does not parse.
 func TestURLUserInfoIsNeverEchoed(t *testing.T) {
+	t.Parallel()
 	const password = "hunter2-Sup3rSecretPassw0rd"
 	for _, u := range []string{
 		"https://user:" + password + "@example.com/%zz",
@@ -110,7 +113,7 @@ func TestURLUserInfoIsNeverEchoed(t *testing.T) {
 		"::user:" + password + "@",
 		"user:" + password + "@example.com",
 	} {
-		cfg := Config{ActionsURL: u, ActionsToken: "x", TokenPath: filepath.Join(t.TempDir(), "none")}
+		cfg := Config{ActionsURL: u, ActionsToken: "x", tokenPath: filepath.Join(t.TempDir(), "none")}
 		_, err := FindAmbientToken(context.Background(), cfg, http.DefaultClient)
 		require.Error(t, err)
 		assert.False(t, strings.Contains(err.Error(), password), "ACTIONS_ID_TOKEN_REQUEST_URL user info leaked")
@@ -149,6 +152,7 @@ func plantFIFO(t *testing.T, path string) {
 // A FIFO, socket or device given as the token file, found at the projected
 // token path, or found as the config file fails at once, naming the path.
 func TestSpecialFilesFailAtOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	plantFIFO(t, fifo)
@@ -170,7 +174,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 			assert.Contains(t, err.Error(), "not a regular file")
 		})
 		t.Run("projected path "+name, func(t *testing.T) {
-			cfg := Config{TokenPath: path}
+			cfg := Config{tokenPath: path}
 			err := readsPromptly(t, func() error {
 				_, err := FindAmbientToken(context.Background(), cfg, http.DefaultClient)
 				return err
@@ -203,7 +207,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 		require.NoError(t, os.Symlink("..2026_11_25", filepath.Join(d, "..data")))
 		require.NoError(t, os.Symlink("..data/token", filepath.Join(d, "token")))
 		f.cfg.IdentityToken = ""
-		f.cfg.TokenPath = filepath.Join(d, "token")
+		f.cfg.tokenPath = filepath.Join(d, "token")
 		_, _, err := f.helper(t).Get(f.host)
 		require.NoError(t, err)
 	})
@@ -213,6 +217,7 @@ func TestSpecialFilesFailAtOnce(t *testing.T) {
 // have written is refused, naming the file and the fix. It names the STS
 // the ambient token is sent to.
 func TestConfigFileMustBeTrusted(t *testing.T) {
+	t.Parallel()
 	for _, perm := range []os.FileMode{0o666, 0o620, 0o602, 0o660} {
 		xdg := t.TempDir()
 		path := writeConfigFile(t, xdg, `{"issuer": "https://evil.example"}`, perm)
@@ -245,6 +250,7 @@ func TestConfigFileMustBeTrusted(t *testing.T) {
 // request token keys the cache, so the Actions endpoint is asked only when
 // an exchange is needed.
 func TestActionsCacheHitMakesNoNetworkCall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var calls atomic.Int32
 	target, err := url.Parse(f.sb.Issuer.URL())
