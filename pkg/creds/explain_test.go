@@ -3,6 +3,7 @@ package creds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -156,4 +157,20 @@ func TestClockSkewNeedsTheLocalClockToDisagree(t *testing.T) {
 	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrClockSkew)
 	amb.Expiry = time.Now().Add(10 * time.Second)
 	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrIdentityRejected)
+}
+
+// TestRedactHidesPartsAndKeepsTheKind: the last line of defence hides a
+// token's signature echoed on its own, as the exchange's cleaning does,
+// and keeps the error's kind.
+func TestRedactHidesPartsAndKeepsTheKind(t *testing.T) {
+	const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+	sig := token[strings.LastIndexByte(token, '.')+1:]
+	err := redact(fmt.Errorf("%w: the STS said: bad signature %s", ErrIdentityRejected, sig), token)
+	assert.False(t, strings.Contains(err.Error(), sig), "the signature alone leaked")
+	assert.Equal(t, ErrIdentityRejected.Error()+": the STS said: bad signature [REDACTED]", err.Error())
+	assert.ErrorIs(t, err, ErrIdentityRejected)
+
+	clean := fmt.Errorf("%w: nothing secret", ErrSTSFailed)
+	assert.Same(t, clean, redact(clean, token), "an error with nothing to hide is returned as is")
+	assert.NoError(t, redact(nil, token))
 }
