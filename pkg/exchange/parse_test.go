@@ -81,6 +81,56 @@ func TestParseToken(t *testing.T) {
 	}
 }
 
+// TestParseClaims: the one JWT parser reads the claims of any JWT, signed
+// or not, with or without exp; ParseToken adds what an issued token needs.
+func TestParseClaims(t *testing.T) {
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	iat := exp.Add(-time.Hour)
+	raw := mintJWT(t, jwt.MapClaims{"iss": "https://k8s", "sub": "system:serviceaccount:ns:sa", "aud": []string{"cgr.dev", "x"}, "exp": exp.Unix(), "iat": iat.Unix()})
+	c, err := ParseClaims(raw)
+	require.NoError(t, err)
+	assert.Equal(t, "https://k8s", c.Issuer)
+	assert.Equal(t, "system:serviceaccount:ns:sa", c.Subject)
+	assert.Equal(t, []string{"cgr.dev", "x"}, c.Audience)
+	assert.True(t, exp.Equal(c.Expiry))
+	assert.True(t, iat.Equal(c.IssuedAt))
+
+	// A single audience is a string in JSON.
+	c, err = ParseClaims(mintJWT(t, jwt.MapClaims{"aud": "cgr.dev"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"cgr.dev"}, c.Audience)
+	assert.True(t, c.Expiry.IsZero(), "no exp claim, zero Expiry")
+	assert.True(t, c.IssuedAt.IsZero(), "no iat claim, zero IssuedAt")
+
+	// Unsigned: the claims are readable, but it is no registry token.
+	header, payload, sig := splitJWT(raw)
+	unsigned := header + "." + payload + "."
+	_, err = ParseClaims(unsigned)
+	require.NoError(t, err)
+	_, err = ParseToken(unsigned)
+	require.ErrorIs(t, err, ErrInvalidResponse)
+	assert.Contains(t, err.Error(), "signature part is empty")
+
+	for name, bad := range map[string]string{
+		"empty":        "",
+		"one part":     "abc",
+		"four parts":   raw + ".x",
+		"empty header": "." + payload + "." + sig,
+		"empty claims": header + ".." + sig,
+		"claims bad":   header + ".bm90IGpzb24." + sig,
+		"unknown alg":  "eyJhbGciOiJYWVoifQ." + payload + "." + sig,
+		"exp a string": mintJWT(t, jwt.MapClaims{"exp": "tomorrow"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseClaims(bad)
+			require.Error(t, err)
+			assert.False(t, errors.Is(err, ErrInvalidResponse), "a claims error is not about an STS answer")
+			assert.False(t, strings.Contains(err.Error(), payload), "shows the claims")
+			assert.False(t, strings.Contains(err.Error(), sig), "shows the signature")
+		})
+	}
+}
+
 func splitJWT(raw string) (header, payload, sig string) {
 	p := strings.Split(raw, ".")
 	return p[0], p[1], p[2]
