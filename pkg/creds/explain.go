@@ -51,14 +51,10 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 }
 
 // notSTS names the setting that points at something other than the STS.
-// The issuer was checked by exchange.New (no user info, no query), so it
-// can be shown.
+// The issuer is the client's (checked by exchange.New: no user info, no
+// query; the default filled in), so it can be shown.
 func (h *Helper) notSTS() string {
-	issuer := h.cfg.Issuer
-	if issuer == "" {
-		issuer = exchange.DefaultIssuer
-	}
-	return fmt.Sprintf("CHAINGUARD_ISSUER=%s does not look like the Chainguard STS", logsafe.Quote(issuer, logsafe.DefaultLimit))
+	return fmt.Sprintf("CHAINGUARD_ISSUER=%s does not look like the Chainguard STS", logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit))
 }
 
 // identitySetting names where the identity came from: CHAINGUARD_IDENTITY,

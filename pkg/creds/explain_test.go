@@ -174,3 +174,25 @@ func TestRedactHidesPartsAndKeepsTheKind(t *testing.T) {
 	assert.Same(t, clean, redact(clean, token), "an error with nothing to hide is returned as is")
 	assert.NoError(t, redact(nil, token))
 }
+
+// TestOneSpellingOfTheIssuer: the helper uses the exchange client's
+// spelling of the issuer everywhere, so "https://x/" and "https://x" share
+// a cache entry, and messages name the issuer actually used.
+func TestOneSpellingOfTheIssuer(t *testing.T) {
+	f := newFixture(t)
+	url := f.cfg.Issuer
+	f.cfg.Issuer = url + "/"
+	h := f.helper(t)
+	_, first, err := h.Get(f.host)
+	require.NoError(t, err)
+	assert.Contains(t, h.notSTS(), `CHAINGUARD_ISSUER="`+url+`"`)
+
+	f.cfg.Issuer = url
+	_, second, err := f.helper(t).Get(f.host)
+	require.NoError(t, err)
+	assert.Equal(t, first, second)
+	assert.Equal(t, 1, f.sb.STS.Exchanges(), "one cache entry for both spellings")
+
+	f.cfg.Issuer = ""
+	assert.Contains(t, f.helper(t).notSTS(), `CHAINGUARD_ISSUER="`+exchange.DefaultIssuer+`"`, "an empty issuer is the default")
+}

@@ -2,8 +2,8 @@
 // (STS): it trades an ambient OIDC token for a registry token.
 //
 // It knows HTTP, the STS wire format, retries and the STS's error shapes, and
-// nothing about docker, the kubelet or caching; those live in the callers,
-// which depend on the Exchanger interface so tests can swap the STS out.
+// nothing about docker, the kubelet, caching or where its settings come
+// from; those live in the callers.
 package exchange
 
 import (
@@ -73,12 +73,6 @@ func (r Request) form() url.Values {
 	return v
 }
 
-// Exchanger trades a subject token for a registry token. It is the seam the
-// cache and tests swap; *Client is the real one.
-type Exchanger interface {
-	Exchange(ctx context.Context, subjectToken string, req Request) (Token, error)
-}
-
 // Client talks to one STS. It is safe for concurrent use.
 type Client struct {
 	issuer      string
@@ -92,8 +86,6 @@ type Client struct {
 	jitter      func() float64
 	sleep       func(context.Context, time.Duration) error
 }
-
-var _ Exchanger = (*Client)(nil)
 
 // Option configures a Client.
 type Option func(*Client)
@@ -278,8 +270,10 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Issuer returns the STS base URL this Client talks to, without a trailing
-// slash, so that equivalent spellings give the same cache key.
+// Issuer returns the STS base URL this Client talks to, as New normalised
+// it: DefaultIssuer for an empty issuer, no trailing slash. It is the
+// issuer's one spelling, so callers use it wherever "https://x" and
+// "https://x/" must be the same STS (a cache key, a config file).
 func (c *Client) Issuer() string { return c.issuer }
 
 // Exchange asks the STS for a token, presenting subjectToken as the bearer.
