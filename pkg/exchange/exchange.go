@@ -83,8 +83,12 @@ type Client struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	retryCap    time.Duration
-	jitter      func() float64
-	sleep       func(context.Context, time.Duration) error
+	// jitter returns values in [0,1) for the backoff's random part, and
+	// sleep waits between attempts, returning ctx.Err() if ctx ends first.
+	// Tests in this package replace them so retries run instantly and
+	// deterministically.
+	jitter func() float64
+	sleep  func(context.Context, time.Duration) error
 }
 
 // Option configures a Client.
@@ -115,8 +119,9 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithBackoff sets the exponential backoff between attempts: base*2^(n-1)
-// after attempt n, capped at limit (default 250ms and 4s). Jitter is applied on
-// top, see WithJitter.
+// after attempt n, capped at limit (default 250ms and 4s). The wait is
+// "equal jitter": half the backoff plus a random part of the other half, so
+// it never drops below half while parallel clients still spread out.
 func WithBackoff(base, limit time.Duration) Option {
 	return func(c *Client) { c.backoffBase, c.backoffMax = base, limit }
 }
@@ -125,30 +130,6 @@ func WithBackoff(base, limit time.Duration) Option {
 // (default 10s), so a misbehaving server cannot stall a pull for an hour.
 func WithRetryAfterCap(d time.Duration) Option {
 	return func(c *Client) { c.retryCap = d }
-}
-
-// WithJitter sets the random source for backoff jitter; f returns values in
-// [0,1) (default math/rand/v2.Float64). The Client uses "equal jitter": the
-// wait is half the backoff plus f() times the other half, so it never drops
-// below half the backoff while parallel clients still spread out. A nil f is
-// ignored.
-func WithJitter(f func() float64) Option {
-	return func(c *Client) {
-		if f != nil {
-			c.jitter = f
-		}
-	}
-}
-
-// WithSleep sets how the Client waits between attempts. sleep must return
-// ctx.Err() if ctx ends first. Tests inject a recorder so retries run
-// instantly. A nil sleep is ignored.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(c *Client) {
-		if sleep != nil {
-			c.sleep = sleep
-		}
-	}
 }
 
 // New returns a Client for the STS at issuer; an empty issuer means

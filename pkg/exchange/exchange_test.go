@@ -134,10 +134,10 @@ func (s *sleepRecorder) recorded() []time.Duration {
 // newTestClient returns a Client with instant, jitter-free retries.
 func newTestClient(t *testing.T, issuer string, opts ...Option) (*Client, *sleepRecorder) {
 	t.Helper()
-	rec := &sleepRecorder{}
-	base := []Option{WithSleep(rec.sleep), WithJitter(func() float64 { return 0 })}
-	c, err := New(issuer, append(base, opts...)...)
+	c, err := New(issuer, opts...)
 	require.NoError(t, err)
+	rec := &sleepRecorder{}
+	c.sleep, c.jitter = rec.sleep, func() float64 { return 0 }
 	return c, rec
 }
 
@@ -331,7 +331,7 @@ func TestNewOptionValidation(t *testing.T) {
 		})
 	}
 	// nil values keep the defaults rather than panicking later.
-	_, err := New(DefaultIssuer, WithHTTPClient(nil), WithJitter(nil), WithSleep(nil))
+	_, err := New(DefaultIssuer, WithHTTPClient(nil))
 	assert.NoError(t, err)
 }
 
@@ -370,8 +370,9 @@ func TestRetriesEachTransientStatus(t *testing.T) {
 }
 
 func TestBackoffGrowthAndJitter(t *testing.T) {
-	c, err := New(DefaultIssuer, WithBackoff(100*time.Millisecond, time.Second), WithJitter(func() float64 { return 0.5 }))
+	c, err := New(DefaultIssuer, WithBackoff(100*time.Millisecond, time.Second))
 	require.NoError(t, err)
+	c.jitter = func() float64 { return 0.5 }
 	var got []time.Duration
 	for attempt := 1; attempt <= 6; attempt++ {
 		got = append(got, c.wait(attempt, 0))
