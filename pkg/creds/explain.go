@@ -19,7 +19,9 @@ import (
 const skewSlack = time.Minute
 
 // explain turns an exchange failure into one of this package's errors,
-// with the fix. Each class gets the advice that applies to it: the
+// with the fix. pkg/exchange knows nothing of settings, so the names of
+// the settings to check (CHAINGUARD_ISSUER, CHAINGUARD_IDENTITY, ...) are
+// added here. Each class gets the advice that applies to it: the
 // identity-create hint only when the STS itself refused the identity.
 func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, identity string) error {
 	var se *exchange.StatusError
@@ -43,7 +45,7 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 	case errors.Is(err, exchange.ErrInvalidResponse):
 		return fmt.Errorf("%w: %s: %w", ErrIssuerMisconfigured, h.notSTS(), err)
 	case errors.As(err, &ue):
-		return fmt.Errorf("%w: %w", ErrSTSUnreachable, ue)
+		return fmt.Errorf("%w: %w; check CHAINGUARD_ISSUER and the network", ErrSTSUnreachable, ue)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %w", ErrSTSUnreachable, logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit), h.cfg.Timeout, err)
 	}

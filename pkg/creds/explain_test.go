@@ -58,6 +58,9 @@ func TestErrorClasses(t *testing.T) {
 				f.sb.STS.InjectFaults(sandbox.Fault{Status: 503})
 			}
 		}, ErrSTSUnreachable, []string{"after retries"}, []string{"chainctl"}, 3},
+		{"unreachable", func(_ *testing.T, f *fixture) {
+			f.cfg.Issuer = "http://127.0.0.1:1"
+		}, ErrSTSUnreachable, []string{"cannot reach the STS at http://127.0.0.1:1/sts/exchange", "; check CHAINGUARD_ISSUER and the network"}, []string{"chainctl"}, 0},
 		{"403 from the STS", func(_ *testing.T, f *fixture) {
 			f.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "no"})
 		}, ErrIdentityRejected, []string{"chainctl iam identities create", "sub=system:serviceaccount:ns:sa"}, nil, 1},
@@ -195,4 +198,32 @@ func TestOneSpellingOfTheIssuer(t *testing.T) {
 
 	f.cfg.Issuer = ""
 	assert.Contains(t, f.helper(t).notSTS(), `CHAINGUARD_ISSUER="`+exchange.DefaultIssuer+`"`, "an empty issuer is the default")
+}
+
+// TestIssuerErrorsNameTheSetting: exchange.New says what is wrong with the
+// issuer without naming any setting; the message a person sees names
+// CHAINGUARD_ISSUER, and still shows no secret the value held.
+func TestIssuerErrorsNameTheSetting(t *testing.T) {
+	const secret = "hunter2"
+	for _, tc := range []struct{ issuer, want string }{
+		{"http://sts.example.com", "only allowed for loopback"},
+		{"ftp://issuer.enforce.dev", "must be an https:// URL"},
+		{"issuer.enforce.dev", "absolute URL"},
+		{"https://issuer.enforce.dev#frag", "query or fragment"},
+		{"https://%zz", "not a URL"},
+		{"https://user:" + secret + "@issuer.enforce.dev", "must not contain user info"},
+		{"https://issuer.enforce.dev?token=" + secret, "query or fragment"},
+		{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJodW50ZXIyIn0." + secret, "not an absolute URL"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			cfg := Config{Issuer: tc.issuer, Registries: []string{"cgr.dev"}}
+			_, err := New(cfg)
+			require.Error(t, err)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, "CHAINGUARD_ISSUER: "), "names the setting: %s", msg)
+			assert.Contains(t, msg, tc.want)
+			assert.False(t, strings.Contains(msg, secret), "leaked the secret")
+			requireOneLine(t, msg)
+		})
+	}
 }

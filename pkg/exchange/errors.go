@@ -156,9 +156,10 @@ type UnreachableError struct {
 	Err error
 }
 
-// Error names the URL, the network error and where to look.
+// Error names the URL and the network error. What to check is the
+// caller's to say: it knows where the issuer URL came from.
 func (e *UnreachableError) Error() string {
-	return "cannot reach the STS at " + e.URL + ": " + e.Err.Error() + "; check CHAINGUARD_ISSUER and the network"
+	return "cannot reach the STS at " + e.URL + ": " + e.Err.Error()
 }
 
 // Unwrap returns the network error, so errors.Is(err, context.DeadlineExceeded)

@@ -175,16 +175,17 @@ func New(issuer string, opts ...Option) (*Client, error) {
 
 // parseIssuer checks that issuer is a URL the subject token may be sent to.
 // Its errors never show user info, a query or a value that does not parse
-// as a URL (a token pasted into the wrong variable): see describeIssuer.
+// as a URL (a token pasted into the wrong setting): see describeIssuer.
+// They do not name the setting; the caller knows where the value came from.
 func parseIssuer(issuer string) (*url.URL, error) {
-	const fix = "; set CHAINGUARD_ISSUER to the STS base URL, e.g. " + DefaultIssuer
+	const fix = "; it must be the STS base URL, e.g. " + DefaultIssuer
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s is not a URL%s", describeIssuer(issuer), fix)
 	}
 	if u.User != nil {
 		// Printing the URL would print the password; name the problem only.
-		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it from CHAINGUARD_ISSUER", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
+		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("issuer %s is not an absolute URL with a host%s", describeIssuer(issuer), fix)
@@ -196,10 +197,10 @@ func parseIssuer(issuer string) (*url.URL, error) {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use https:// in CHAINGUARD_ISSUER", describeIssuer(issuer))
+			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use an https:// URL", describeIssuer(issuer))
 		}
 	default:
-		return nil, fmt.Errorf("issuer %s has scheme %s; CHAINGUARD_ISSUER must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
+		return nil, fmt.Errorf("issuer %s has scheme %s; it must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
 	}
 	return u, nil
 }
@@ -373,7 +374,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 		}
 		tok, err := parseResponse(data)
 		if err != nil {
-			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s); check that CHAINGUARD_ISSUER points at the Chainguard STS",
+			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s)",
 				c.url, err, logsafe.Quote(cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}), 100))
 		}
 		return tok, nil
