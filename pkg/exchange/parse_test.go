@@ -35,6 +35,7 @@ func registryJWT(t testing.TB, exp time.Time) string {
 }
 
 func TestParseToken(t *testing.T) {
+	t.Parallel()
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	raw := registryJWT(t, exp)
 	tok, err := ParseToken(raw)
@@ -84,6 +85,7 @@ func TestParseToken(t *testing.T) {
 // TestParseClaims: the one JWT parser reads the claims of any JWT, signed
 // or not, with or without exp; ParseToken adds what an issued token needs.
 func TestParseClaims(t *testing.T) {
+	t.Parallel()
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	iat := exp.Add(-time.Hour)
 	raw := mintJWT(t, jwt.MapClaims{"iss": "https://k8s", "sub": "system:serviceaccount:ns:sa", "aud": []string{"cgr.dev", "x"}, "exp": exp.Unix(), "iat": iat.Unix()})
@@ -137,6 +139,7 @@ func splitJWT(raw string) (header, payload, sig string) {
 }
 
 func TestTokenString(t *testing.T) {
+	t.Parallel()
 	tok := Token{Raw: "secret.jwt.value", Expiry: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
 	assert.Equal(t, "exchange.Token{Expiry: 2026-03-04T05:06:07Z}", tok.String())
 	assert.Equal(t, tok.String(), tok.GoString())
@@ -145,6 +148,7 @@ func TestTokenString(t *testing.T) {
 }
 
 func TestParseResponse(t *testing.T) {
+	t.Parallel()
 	raw := registryJWT(t, time.Now().Add(time.Hour))
 	tok, err := parseResponse([]byte(`{"token":"` + raw + `","refresh_token":"r","expiry":"garbage"}`))
 	require.NoError(t, err)
@@ -155,6 +159,7 @@ func TestParseResponse(t *testing.T) {
 }
 
 func TestParseErrorBody(t *testing.T) {
+	t.Parallel()
 	const secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 	long := strings.Repeat("x", 500)
 	for _, tc := range []struct {
@@ -191,6 +196,7 @@ func TestParseErrorBody(t *testing.T) {
 }
 
 func TestStatusErrorText(t *testing.T) {
+	t.Parallel()
 	e := &StatusError{URL: "https://x/sts/exchange", HTTPStatus: 599, Code: 99, Message: "m"}
 	assert.Equal(t, `STS https://x/sts/exchange answered 599 (gRPC code 99): "m"`, e.Error())
 	assert.False(t, e.Temporary())
