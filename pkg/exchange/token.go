@@ -49,11 +49,12 @@ func (t Token) Format(f fmt.State, _ rune) {
 	_, _ = f.Write([]byte(t.String()))
 }
 
-// Claims are the registered claims of a JWT that this helper reads.
+// Claims are the registered claims of a JWT that this helper reads, as the
+// token states them: nothing has verified them.
 type Claims struct {
-	Issuer   string
-	Subject  string
-	Audience []string
+	Issuer   string   // iss
+	Subject  string   // sub
+	Audience []string // aud; a single string in the JWT becomes one element
 	// Expiry is the exp claim, or zero if there is none.
 	Expiry time.Time
 	// IssuedAt is the iat claim, or zero if there is none.
