@@ -56,3 +56,31 @@ func Shape(s string) string {
 	}
 	return b.String()
 }
+
+// Redacted is what Redact puts where a secret was.
+const Redacted = "[REDACTED]"
+
+// minRedactedPart is the shortest dot-separated part of a secret that
+// Redact hides on its own. A JWT's payload and signature are far longer; a
+// short part (an empty signature, "e30") would hit ordinary text.
+const minRedactedPart = 16
+
+// Redact replaces every secret in s with Redacted, and also every
+// dot-separated part of a secret that is at least 16 bytes long: text that
+// echoes only a JWT's payload or signature must not show that either. Empty
+// secrets are ignored. It is the one place this project redacts; messages
+// are built without secrets, and this catches what a server echoes back.
+func Redact(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, secret, Redacted)
+		for part := range strings.SplitSeq(secret, ".") {
+			if len(part) >= minRedactedPart {
+				s = strings.ReplaceAll(s, part, Redacted)
+			}
+		}
+	}
+	return s
+}

@@ -36,3 +36,31 @@ func TestShapeShowsNoContent(t *testing.T) {
 	assert.Contains(t, Shape("Bearer "+secret), "after other text")
 	assert.Contains(t, Shape(" "+secret), "surrounding white space")
 }
+
+func TestRedactHidesSecretsAndTheirLongParts(t *testing.T) {
+	const (
+		header  = "eyJhbGciOiJSUzI1NiJ9"
+		payload = "eyJzdWIiOiJ3b3JrbG9hZCJ9"
+		sig     = "c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+		jwt     = header + "." + payload + "." + sig
+	)
+	for _, tc := range []struct {
+		name, in, want string
+		secrets        []string
+	}{
+		{"whole token", "bad token " + jwt + "!", "bad token [REDACTED]!", []string{jwt}},
+		{"payload only", "claims=" + payload, "claims=[REDACTED]", []string{jwt}},
+		{"signature only", "sig=" + sig + ";", "sig=[REDACTED];", []string{jwt}},
+		{"parts split by other text", header + "." + payload + "\x00." + sig, "[REDACTED].[REDACTED]\x00.[REDACTED]", []string{jwt}},
+		{"short parts stay", "short, e30 and x", "short, e30 and x", []string{"short.e30.x"}},
+		{"long part of a short-signed token", "alg " + header + " and e30", "alg [REDACTED] and e30", []string{header + ".e30."}},
+		{"empty secret ignored", "nothing here", "nothing here", []string{""}},
+		{"no secrets", "text " + jwt, "text " + jwt, nil},
+		{"several secrets", "x=hunter2hunter2 y=" + jwt, "x=[REDACTED] y=[REDACTED]", []string{"", "hunter2hunter2", jwt}},
+		{"opaque secret", "key abc", "key [REDACTED]", []string{"abc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, Redact(tc.in, tc.secrets...))
+		})
+	}
+}

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 // maxTokenSize caps what is read from a token file or endpoint: a JWT is a
@@ -43,24 +42,20 @@ func (t AmbientToken) String() string {
 // GoString keeps %#v from printing the secret.
 func (t AmbientToken) GoString() string { return "creds.AmbientToken{" + t.String() + "}" }
 
-// ParseAmbientToken reads the claims of a JWT without verifying it. source
+// ParseAmbientToken reads the claims of an ambient token with
+// exchange.ParseClaims, without verifying it: the STS does that. source
 // names where it came from, for error messages. Surrounding white space (a
 // file's trailing newline) is ignored; any other wrapping is an error that
-// describes the value's shape and never shows it.
+// describes the value's shape and never shows it. A token without exp
+// parses, and Check refuses it.
 func ParseAmbientToken(raw, source string) (AmbientToken, error) {
 	raw = strings.TrimSpace(raw)
-	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
-		// The parser's own messages can quote pieces of the input, so only
-		// the shape is reported.
+	c, err := exchange.ParseClaims(raw)
+	if err != nil {
 		return AmbientToken{}, fmt.Errorf("%w: the token from %s is not a JWT (%s); it must be an OIDC ID token, with nothing around it but white space",
 			ErrBadAmbientToken, source, logsafe.Shape(raw))
 	}
-	t := AmbientToken{raw: raw, Source: source, Issuer: claims.Issuer, Subject: claims.Subject, Audience: claims.Audience}
-	if claims.ExpiresAt != nil {
-		t.Expiry = claims.ExpiresAt.Time
-	}
-	return t, nil
+	return AmbientToken{raw: raw, Source: source, Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expiry: c.Expiry}, nil
 }
 
 // Check is the pre-flight check of the token against what the STS needs, so

@@ -3,6 +3,8 @@ package creds
 import (
 	"errors"
 	"strings"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // The kinds of failure a person must act on. Errors returned by Helper wrap
@@ -57,18 +59,14 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact returns err with every non-empty secret in its message replaced.
+// redact returns err with every secret in its message, and every long
+// dot-separated part of one, replaced (see logsafe.Redact).
 func redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		if s != "" {
-			clean = strings.ReplaceAll(clean, s, "[REDACTED]")
-		}
-	}
+	clean := logsafe.Redact(msg, secrets...)
 	if clean == msg {
 		return err
 	}

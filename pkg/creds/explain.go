@@ -19,7 +19,9 @@ import (
 const skewSlack = time.Minute
 
 // explain turns an exchange failure into one of this package's errors,
-// with the fix. Each class gets the advice that applies to it: the
+// with the fix. pkg/exchange knows nothing of settings, so the names of
+// the settings to check (CHAINGUARD_ISSUER, CHAINGUARD_IDENTITY, ...) are
+// added here. Each class gets the advice that applies to it: the
 // identity-create hint only when the STS itself refused the identity.
 func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, identity string) error {
 	var se *exchange.StatusError
@@ -43,7 +45,7 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 	case errors.Is(err, exchange.ErrInvalidResponse):
 		return fmt.Errorf("%w: %s: %w", ErrIssuerMisconfigured, h.notSTS(), err)
 	case errors.As(err, &ue):
-		return fmt.Errorf("%w: %w", ErrSTSUnreachable, ue)
+		return fmt.Errorf("%w: %w; check CHAINGUARD_ISSUER and the network", ErrSTSUnreachable, ue)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: no token from %s within the time allowed (%v): %w", ErrSTSUnreachable, logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit), h.cfg.Timeout, err)
 	}
@@ -51,14 +53,10 @@ func (h *Helper) explain(ctx context.Context, err error, amb AmbientToken, ident
 }
 
 // notSTS names the setting that points at something other than the STS.
-// The issuer was checked by exchange.New (no user info, no query), so it
-// can be shown.
+// The issuer is the client's (checked by exchange.New: no user info, no
+// query; the default filled in), so it can be shown.
 func (h *Helper) notSTS() string {
-	issuer := h.cfg.Issuer
-	if issuer == "" {
-		issuer = exchange.DefaultIssuer
-	}
-	return fmt.Sprintf("CHAINGUARD_ISSUER=%s does not look like the Chainguard STS", logsafe.Quote(issuer, logsafe.DefaultLimit))
+	return fmt.Sprintf("CHAINGUARD_ISSUER=%s does not look like the Chainguard STS", logsafe.Quote(h.cfg.Issuer, logsafe.DefaultLimit))
 }
 
 // identitySetting names where the identity came from: CHAINGUARD_IDENTITY,

@@ -3,6 +3,7 @@ package creds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,6 +58,9 @@ func TestErrorClasses(t *testing.T) {
 				f.sb.STS.InjectFaults(sandbox.Fault{Status: 503})
 			}
 		}, ErrSTSUnreachable, []string{"after retries"}, []string{"chainctl"}, 3},
+		{"unreachable", func(_ *testing.T, f *fixture) {
+			f.cfg.Issuer = "http://127.0.0.1:1"
+		}, ErrSTSUnreachable, []string{"cannot reach the STS at http://127.0.0.1:1/sts/exchange", "; check CHAINGUARD_ISSUER and the network"}, []string{"chainctl"}, 0},
 		{"403 from the STS", func(_ *testing.T, f *fixture) {
 			f.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "no"})
 		}, ErrIdentityRejected, []string{"chainctl iam identities create", "sub=system:serviceaccount:ns:sa"}, nil, 1},
@@ -156,4 +160,70 @@ func TestClockSkewNeedsTheLocalClockToDisagree(t *testing.T) {
 	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrClockSkew)
 	amb.Expiry = time.Now().Add(10 * time.Second)
 	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrIdentityRejected)
+}
+
+// TestRedactHidesPartsAndKeepsTheKind: the last line of defence hides a
+// token's signature echoed on its own, as the exchange's cleaning does,
+// and keeps the error's kind.
+func TestRedactHidesPartsAndKeepsTheKind(t *testing.T) {
+	const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+	sig := token[strings.LastIndexByte(token, '.')+1:]
+	err := redact(fmt.Errorf("%w: the STS said: bad signature %s", ErrIdentityRejected, sig), token)
+	assert.False(t, strings.Contains(err.Error(), sig), "the signature alone leaked")
+	assert.Equal(t, ErrIdentityRejected.Error()+": the STS said: bad signature [REDACTED]", err.Error())
+	assert.ErrorIs(t, err, ErrIdentityRejected)
+
+	clean := fmt.Errorf("%w: nothing secret", ErrSTSFailed)
+	assert.Same(t, clean, redact(clean, token), "an error with nothing to hide is returned as is")
+	assert.NoError(t, redact(nil, token))
+}
+
+// TestOneSpellingOfTheIssuer: the helper uses the exchange client's
+// spelling of the issuer everywhere, so "https://x/" and "https://x" share
+// a cache entry, and messages name the issuer actually used.
+func TestOneSpellingOfTheIssuer(t *testing.T) {
+	f := newFixture(t)
+	url := f.cfg.Issuer
+	f.cfg.Issuer = url + "/"
+	h := f.helper(t)
+	_, first, err := h.Get(f.host)
+	require.NoError(t, err)
+	assert.Contains(t, h.notSTS(), `CHAINGUARD_ISSUER="`+url+`"`)
+
+	f.cfg.Issuer = url
+	_, second, err := f.helper(t).Get(f.host)
+	require.NoError(t, err)
+	assert.Equal(t, first, second)
+	assert.Equal(t, 1, f.sb.STS.Exchanges(), "one cache entry for both spellings")
+
+	f.cfg.Issuer = ""
+	assert.Contains(t, f.helper(t).notSTS(), `CHAINGUARD_ISSUER="`+exchange.DefaultIssuer+`"`, "an empty issuer is the default")
+}
+
+// TestIssuerErrorsNameTheSetting: exchange.New says what is wrong with the
+// issuer without naming any setting; the message a person sees names
+// CHAINGUARD_ISSUER, and still shows no secret the value held.
+func TestIssuerErrorsNameTheSetting(t *testing.T) {
+	const secret = "hunter2"
+	for _, tc := range []struct{ issuer, want string }{
+		{"http://sts.example.com", "only allowed for loopback"},
+		{"ftp://issuer.enforce.dev", "must be an https:// URL"},
+		{"issuer.enforce.dev", "absolute URL"},
+		{"https://issuer.enforce.dev#frag", "query or fragment"},
+		{"https://%zz", "not a URL"},
+		{"https://user:" + secret + "@issuer.enforce.dev", "must not contain user info"},
+		{"https://issuer.enforce.dev?token=" + secret, "query or fragment"},
+		{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJodW50ZXIyIn0." + secret, "not an absolute URL"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			cfg := Config{Issuer: tc.issuer, Registries: []string{"cgr.dev"}}
+			_, err := New(cfg)
+			require.Error(t, err)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, "CHAINGUARD_ISSUER: "), "names the setting: %s", msg)
+			assert.Contains(t, msg, tc.want)
+			assert.False(t, strings.Contains(msg, secret), "leaked the secret")
+			requireOneLine(t, msg)
+		})
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
@@ -27,7 +26,7 @@ const Username = "_token"
 type Helper struct {
 	cfg       Config
 	regs      registries
-	exchanger exchange.Exchanger
+	exchanger *exchange.Client
 	client    *http.Client
 	now       func() time.Time
 	logf      func(string, ...any)
@@ -36,9 +35,6 @@ type Helper struct {
 
 // Option customises a Helper.
 type Option func(*Helper)
-
-// WithExchanger replaces the STS client (tests, or a caller with its own).
-func WithExchanger(e exchange.Exchanger) Option { return func(h *Helper) { h.exchanger = e } }
 
 // WithClock sets the time source used for expiry decisions.
 func WithClock(now func() time.Time) Option { return func(h *Helper) { h.now = now } }
@@ -69,8 +65,6 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 			fmt.Fprintf(os.Stderr, appName+": "+format+"\n", args...)
 		}
 	}
-	// "https://x" and "https://x/" are one STS, and one cache key.
-	h.cfg.Issuer = strings.TrimRight(h.cfg.Issuer, "/")
 	if h.cfg.Timeout <= 0 {
 		h.cfg.Timeout = DefaultTimeout
 	}
@@ -85,13 +79,13 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 	for _, o := range opts {
 		o(h)
 	}
-	if h.exchanger == nil {
-		c, err := exchange.New(cfg.Issuer, exchange.WithUserAgent(h.userAgent))
-		if err != nil {
-			return nil, fmt.Errorf("CHAINGUARD_ISSUER: %w", err)
-		}
-		h.exchanger = c
+	c, err := exchange.New(cfg.Issuer, exchange.WithUserAgent(h.userAgent))
+	if err != nil {
+		return nil, fmt.Errorf("CHAINGUARD_ISSUER: %w", err)
 	}
+	// The client's spelling: "https://x" and "https://x/" are one STS, and
+	// one cache key.
+	h.exchanger, h.cfg.Issuer = c, c.Issuer()
 	return h, nil
 }
 

@@ -156,9 +156,10 @@ type UnreachableError struct {
 	Err error
 }
 
-// Error names the URL, the network error and where to look.
+// Error names the URL and the network error. What to check is the
+// caller's to say: it knows where the issuer URL came from.
 func (e *UnreachableError) Error() string {
-	return "cannot reach the STS at " + e.URL + ": " + e.Err.Error() + "; check CHAINGUARD_ISSUER and the network"
+	return "cannot reach the STS at " + e.URL + ": " + e.Err.Error()
 }
 
 // Unwrap returns the network error, so errors.Is(err, context.DeadlineExceeded)
@@ -215,8 +216,6 @@ const (
 	// body. Those are written for people and may list claims, so they get
 	// more room than a snippet, but still a bound.
 	maxMessage = 1000
-	// redacted replaces the subject token wherever a body echoes it.
-	redacted = "[REDACTED]"
 )
 
 // parseErrorBody extracts a gRPC code and a printable message from the body
@@ -278,11 +277,12 @@ func htmlTitle(s string) (string, bool) {
 	return head[start : start+end], true
 }
 
-// cleanMessage makes server text safe to show: secrets redacted, invalid
-// UTF-8 and non-printable runes replaced, whitespace collapsed, and at most
-// limit runes long.
+// cleanMessage makes server text safe to show: secrets redacted (and
+// again after cleaning, which could join the parts of one), invalid UTF-8
+// and non-printable runes replaced, whitespace collapsed, and at most limit
+// runes long.
 func cleanMessage(s string, limit int, secrets []string) string {
-	s = redact(s, secrets)
+	s = logsafe.Redact(s, secrets...)
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	space := false
@@ -302,7 +302,7 @@ func cleanMessage(s string, limit int, secrets []string) string {
 		space = false
 		b.WriteRune(r)
 	}
-	s = redact(b.String(), secrets)
+	s = logsafe.Redact(b.String(), secrets...)
 	if utf8.RuneCountInString(s) <= limit {
 		return s
 	}
@@ -312,24 +312,6 @@ func cleanMessage(s string, limit int, secrets []string) string {
 			return s[:i] + "…"
 		}
 		n++
-	}
-	return s
-}
-
-// redact replaces each secret with a marker, and also each long
-// dot-separated part of one: a body echoing only a JWT's payload or signature
-// must not show that either.
-func redact(s string, secrets []string) string {
-	for _, secret := range secrets {
-		if secret == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, secret, redacted)
-		for part := range strings.SplitSeq(secret, ".") {
-			if len(part) >= 16 {
-				s = strings.ReplaceAll(s, part, redacted)
-			}
-		}
 	}
 	return s
 }

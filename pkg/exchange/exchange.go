@@ -2,8 +2,8 @@
 // (STS): it trades an ambient OIDC token for a registry token.
 //
 // It knows HTTP, the STS wire format, retries and the STS's error shapes, and
-// nothing about docker, the kubelet or caching; those live in the callers,
-// which depend on the Exchanger interface so tests can swap the STS out.
+// nothing about docker, the kubelet, caching or where its settings come
+// from; those live in the callers.
 package exchange
 
 import (
@@ -73,12 +73,6 @@ func (r Request) form() url.Values {
 	return v
 }
 
-// Exchanger trades a subject token for a registry token. It is the seam the
-// cache and tests swap; *Client is the real one.
-type Exchanger interface {
-	Exchange(ctx context.Context, subjectToken string, req Request) (Token, error)
-}
-
 // Client talks to one STS. It is safe for concurrent use.
 type Client struct {
 	issuer      string
@@ -89,11 +83,13 @@ type Client struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	retryCap    time.Duration
-	jitter      func() float64
-	sleep       func(context.Context, time.Duration) error
+	// jitter returns values in [0,1) for the backoff's random part, and
+	// sleep waits between attempts, returning ctx.Err() if ctx ends first.
+	// Tests in this package replace them so retries run instantly and
+	// deterministically.
+	jitter func() float64
+	sleep  func(context.Context, time.Duration) error
 }
-
-var _ Exchanger = (*Client)(nil)
 
 // Option configures a Client.
 type Option func(*Client)
@@ -123,8 +119,9 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithBackoff sets the exponential backoff between attempts: base*2^(n-1)
-// after attempt n, capped at limit (default 250ms and 4s). Jitter is applied on
-// top, see WithJitter.
+// after attempt n, capped at limit (default 250ms and 4s). The wait is
+// "equal jitter": half the backoff plus a random part of the other half, so
+// it never drops below half while parallel clients still spread out.
 func WithBackoff(base, limit time.Duration) Option {
 	return func(c *Client) { c.backoffBase, c.backoffMax = base, limit }
 }
@@ -133,30 +130,6 @@ func WithBackoff(base, limit time.Duration) Option {
 // (default 10s), so a misbehaving server cannot stall a pull for an hour.
 func WithRetryAfterCap(d time.Duration) Option {
 	return func(c *Client) { c.retryCap = d }
-}
-
-// WithJitter sets the random source for backoff jitter; f returns values in
-// [0,1) (default math/rand/v2.Float64). The Client uses "equal jitter": the
-// wait is half the backoff plus f() times the other half, so it never drops
-// below half the backoff while parallel clients still spread out. A nil f is
-// ignored.
-func WithJitter(f func() float64) Option {
-	return func(c *Client) {
-		if f != nil {
-			c.jitter = f
-		}
-	}
-}
-
-// WithSleep sets how the Client waits between attempts. sleep must return
-// ctx.Err() if ctx ends first. Tests inject a recorder so retries run
-// instantly. A nil sleep is ignored.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(c *Client) {
-		if sleep != nil {
-			c.sleep = sleep
-		}
-	}
 }
 
 // New returns a Client for the STS at issuer; an empty issuer means
@@ -202,16 +175,17 @@ func New(issuer string, opts ...Option) (*Client, error) {
 
 // parseIssuer checks that issuer is a URL the subject token may be sent to.
 // Its errors never show user info, a query or a value that does not parse
-// as a URL (a token pasted into the wrong variable): see describeIssuer.
+// as a URL (a token pasted into the wrong setting): see describeIssuer.
+// They do not name the setting; the caller knows where the value came from.
 func parseIssuer(issuer string) (*url.URL, error) {
-	const fix = "; set CHAINGUARD_ISSUER to the STS base URL, e.g. " + DefaultIssuer
+	const fix = "; it must be the STS base URL, e.g. " + DefaultIssuer
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s is not a URL%s", describeIssuer(issuer), fix)
 	}
 	if u.User != nil {
 		// Printing the URL would print the password; name the problem only.
-		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it from CHAINGUARD_ISSUER", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
+		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("issuer %s is not an absolute URL with a host%s", describeIssuer(issuer), fix)
@@ -223,10 +197,10 @@ func parseIssuer(issuer string) (*url.URL, error) {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use https:// in CHAINGUARD_ISSUER", describeIssuer(issuer))
+			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use an https:// URL", describeIssuer(issuer))
 		}
 	default:
-		return nil, fmt.Errorf("issuer %s has scheme %s; CHAINGUARD_ISSUER must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
+		return nil, fmt.Errorf("issuer %s has scheme %s; it must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
 	}
 	return u, nil
 }
@@ -278,8 +252,10 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Issuer returns the STS base URL this Client talks to, without a trailing
-// slash, so that equivalent spellings give the same cache key.
+// Issuer returns the STS base URL this Client talks to, as New normalised
+// it: DefaultIssuer for an empty issuer, no trailing slash. It is the
+// issuer's one spelling, so callers use it wherever "https://x" and
+// "https://x/" must be the same STS (a cache key, a config file).
 func (c *Client) Issuer() string { return c.issuer }
 
 // Exchange asks the STS for a token, presenting subjectToken as the bearer.
@@ -398,7 +374,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 		}
 		tok, err := parseResponse(data)
 		if err != nil {
-			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s); check that CHAINGUARD_ISSUER points at the Chainguard STS",
+			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s)",
 				c.url, err, logsafe.Quote(cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}), 100))
 		}
 		return tok, nil

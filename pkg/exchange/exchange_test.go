@@ -50,17 +50,6 @@ func mintAmbient(t testing.TB, iss *sandbox.Issuer, ns, sa string, opts ...sandb
 	return tok
 }
 
-// closedSTSURL is the URL of a sandbox STS that has been shut down, where
-// connections are refused.
-func closedSTSURL(t *testing.T) string {
-	t.Helper()
-	sts, err := sandbox.NewSTS()
-	require.NoError(t, err)
-	u := sts.URL()
-	sts.Close()
-	return u
-}
-
 // issuedClaims is what the tests read of a token the STS issued.
 type issuedClaims struct {
 	jwt.RegisteredClaims
@@ -134,16 +123,17 @@ func (s *sleepRecorder) recorded() []time.Duration {
 // newTestClient returns a Client with instant, jitter-free retries.
 func newTestClient(t *testing.T, issuer string, opts ...Option) (*Client, *sleepRecorder) {
 	t.Helper()
-	rec := &sleepRecorder{}
-	base := []Option{WithSleep(rec.sleep), WithJitter(func() float64 { return 0 })}
-	c, err := New(issuer, append(base, opts...)...)
+	c, err := New(issuer, opts...)
 	require.NoError(t, err)
+	rec := &sleepRecorder{}
+	c.sleep, c.jitter = rec.sleep, func() float64 { return 0 }
 	return c, rec
 }
 
 var registryReq = Request{Audience: []string{sandbox.RegistryAudience}}
 
 func TestExchangeRequestShape(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c, _ := newTestClient(t, w.STS.URL(), WithUserAgent("test-agent/1.2"))
 	before := time.Now().Truncate(time.Second)
@@ -179,6 +169,7 @@ func TestExchangeRequestShape(t *testing.T) {
 }
 
 func TestExchangeRequestAllFields(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.STS.AddIdentity("abc/def", sandbox.Identity{Issuer: w.Issuer.URL(), SubjectPattern: sandbox.DefaultSubjectPattern})
 	c, _ := newTestClient(t, w.STS.URL())
@@ -201,20 +192,22 @@ func TestExchangeRequestAllFields(t *testing.T) {
 }
 
 func TestExchangeEmptySubjectToken(t *testing.T) {
-	w := newWorld(t)
-	c, _ := newTestClient(t, w.STS.URL())
+	t.Parallel()
+	sts := newFakeSTS(t)
+	c, _ := sts.client(t)
 	_, err := c.Exchange(context.Background(), "", registryReq)
 	require.Error(t, err)
 	_, err = c.Exchange(context.Background(), "header.payload.signature-secret\n", registryReq)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "control character")
 	assert.False(t, strings.Contains(err.Error(), "signature-secret"), "leaked")
-	// A real token read with its trailing newline.
-	_, err = c.Exchange(context.Background(), w.ambient+"\n", registryReq)
+	// A token read with its trailing newline.
+	ambient := mintJWT(t, jwt.MapClaims{"sub": "workload", "exp": time.Now().Add(time.Hour).Unix()})
+	_, err = c.Exchange(context.Background(), ambient+"\n", registryReq)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "trailing newline")
-	assert.False(t, strings.Contains(err.Error(), w.ambient), "leaked")
-	assert.Zero(t, w.STS.Requests())
+	assert.False(t, strings.Contains(err.Error(), ambient), "leaked")
+	assert.Zero(t, sts.requests())
 }
 
 // prefixRouter records the path of each request and strips prefix before
@@ -242,6 +235,7 @@ func (p *prefixRouter) seen() []string {
 }
 
 func TestIssuerPathJoining(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	for _, tc := range []struct {
 		suffix, wantPath, wantIssuer string
@@ -267,6 +261,7 @@ func TestIssuerPathJoining(t *testing.T) {
 }
 
 func TestNewIssuerValidation(t *testing.T) {
+	t.Parallel()
 	for _, issuer := range []string{
 		"https://issuer.enforce.dev",
 		"https://issuer.enforce.dev/",
@@ -308,7 +303,8 @@ func TestNewIssuerValidation(t *testing.T) {
 			_, err := New(tc.issuer)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
-			assert.Contains(t, err.Error(), "CHAINGUARD_ISSUER", "the message names the fix")
+			assert.Contains(t, err.Error(), "https://", "the message names the fix")
+			assert.NotContains(t, err.Error(), "CHAINGUARD_", "the caller names its settings")
 		})
 	}
 
@@ -318,6 +314,7 @@ func TestNewIssuerValidation(t *testing.T) {
 }
 
 func TestNewOptionValidation(t *testing.T) {
+	t.Parallel()
 	for name, opt := range map[string]Option{
 		"zero attempts":    WithMaxAttempts(0),
 		"negative base":    WithBackoff(-time.Second, time.Second),
@@ -331,38 +328,35 @@ func TestNewOptionValidation(t *testing.T) {
 		})
 	}
 	// nil values keep the defaults rather than panicking later.
-	_, err := New(DefaultIssuer, WithHTTPClient(nil), WithJitter(nil), WithSleep(nil))
+	_, err := New(DefaultIssuer, WithHTTPClient(nil))
 	assert.NoError(t, err)
 }
 
 func TestRetryTransientThenSuccess(t *testing.T) {
-	w := newWorld(t)
-	w.STS.InjectFaults(
-		sandbox.Fault{Status: http.StatusServiceUnavailable, Message: "try later"},
-		sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
-	c, rec := newTestClient(t, w.STS.URL())
+	t.Parallel()
+	sts := newFakeSTS(t, rpc(http.StatusServiceUnavailable, 14, "try later"), bare(http.StatusServiceUnavailable))
+	c, rec := sts.client(t)
 
-	tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
+	tok, err := c.Exchange(context.Background(), "subject", registryReq)
 	require.NoError(t, err)
-	requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
-	assert.Equal(t, 3, w.STS.Requests())
-	assert.Equal(t, 1, w.STS.Exchanges())
+	assert.Equal(t, sts.token, tok.Raw)
+	assert.Equal(t, 3, sts.requests())
 	// Equal jitter with jitter 0 waits half the backoff: 250ms/2, 500ms/2.
 	assert.Equal(t, []time.Duration{125 * time.Millisecond, 250 * time.Millisecond}, rec.recorded())
 }
 
 func TestRetriesEachTransientStatus(t *testing.T) {
-	w := newWorld(t)
+	t.Parallel()
 	for _, code := range []int{429, 502, 503, 504} {
 		for _, noBody := range []bool{false, true} {
 			t.Run(fmt.Sprint(code, " empty body ", noBody), func(t *testing.T) {
-				w.STS.InjectFaults(sandbox.Fault{Status: code, NoBody: noBody})
-				before := w.STS.Requests()
-				c, rec := newTestClient(t, w.STS.URL())
-				tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
+				t.Parallel()
+				sts := newFakeSTS(t, statusAnswer(code, noBody))
+				c, rec := sts.client(t)
+				tok, err := c.Exchange(context.Background(), "subject", registryReq)
 				require.NoError(t, err)
-				requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
-				assert.Equal(t, 2, w.STS.Requests()-before)
+				assert.Equal(t, sts.token, tok.Raw)
+				assert.Equal(t, 2, sts.requests())
 				assert.Len(t, rec.recorded(), 1)
 			})
 		}
@@ -370,8 +364,10 @@ func TestRetriesEachTransientStatus(t *testing.T) {
 }
 
 func TestBackoffGrowthAndJitter(t *testing.T) {
-	c, err := New(DefaultIssuer, WithBackoff(100*time.Millisecond, time.Second), WithJitter(func() float64 { return 0.5 }))
+	t.Parallel()
+	c, err := New(DefaultIssuer, WithBackoff(100*time.Millisecond, time.Second))
 	require.NoError(t, err)
+	c.jitter = func() float64 { return 0.5 }
 	var got []time.Duration
 	for attempt := 1; attempt <= 6; attempt++ {
 		got = append(got, c.wait(attempt, 0))
@@ -400,20 +396,20 @@ func scale(ds []time.Duration, unit time.Duration) []time.Duration {
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
-	w := newWorld(t)
-	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusTooManyRequests, Body: "slow down", RetryAfter: "2"})
-	c, rec := newTestClient(t, w.STS.URL())
-	tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
+	t.Parallel()
+	sts := newFakeSTS(t, canned{status: http.StatusTooManyRequests, body: "slow down", header: map[string]string{"Retry-After": "2"}})
+	c, rec := sts.client(t)
+	tok, err := c.Exchange(context.Background(), "subject", registryReq)
 	require.NoError(t, err)
-	requireIssued(t, w.STS, tok, sandbox.DefaultIdentity, sandbox.RegistryAudience)
+	assert.Equal(t, sts.token, tok.Raw)
 	waits := rec.recorded()
 	require.Len(t, waits, 1)
 	assert.GreaterOrEqual(t, waits[0], 2*time.Second)
-	assert.Equal(t, 2, w.STS.Requests())
+	assert.Equal(t, 2, sts.requests())
 }
 
 func TestRetryAfterCapped(t *testing.T) {
-	w := newWorld(t)
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		opts []Option
 		want time.Duration
@@ -422,22 +418,23 @@ func TestRetryAfterCapped(t *testing.T) {
 		"custom cap":  {[]Option{WithRetryAfterCap(3 * time.Second)}, 3 * time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
-			huge := sandbox.Fault{Status: http.StatusTooManyRequests, RetryAfter: "99999999999999999999999", NoBody: true}
-			w.STS.InjectFaults(huge, huge, huge)
-			before := w.STS.Requests()
-			c, rec := newTestClient(t, w.STS.URL(), tc.opts...)
-			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
+			t.Parallel()
+			huge := canned{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "99999999999999999999999"}}
+			sts := newFakeSTS(t, huge, huge, huge)
+			c, rec := sts.client(t, tc.opts...)
+			_, err := c.Exchange(context.Background(), "subject", registryReq)
 			var se *StatusError
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, http.StatusTooManyRequests, se.HTTPStatus)
 			assert.Positive(t, se.RetryAfter)
 			assert.Equal(t, []time.Duration{tc.want, tc.want}, rec.recorded())
-			assert.Equal(t, 3, w.STS.Requests()-before)
+			assert.Equal(t, 3, sts.requests())
 		})
 	}
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
 		"":                              0,
@@ -456,42 +453,43 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestTransientExhausted(t *testing.T) {
-	w := newWorld(t)
-	down := sandbox.Fault{Status: http.StatusServiceUnavailable, Body: "upstream down"}
+	t.Parallel()
+	down := canned{status: http.StatusServiceUnavailable, body: "upstream down"}
 	// Exactly three: a fourth attempt would be answered with a token.
-	w.STS.InjectFaults(down, down, down)
-	c, rec := newTestClient(t, w.STS.URL())
-	_, err := c.Exchange(context.Background(), w.ambient, registryReq)
+	sts := newFakeSTS(t, down, down, down)
+	c, rec := sts.client(t)
+	_, err := c.Exchange(context.Background(), "subject", registryReq)
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.True(t, se.Temporary())
 	assert.Equal(t, http.StatusServiceUnavailable, se.HTTPStatus)
 	assert.Equal(t, "upstream down", se.Message)
-	assert.Equal(t, 3, w.STS.Requests())
-	assert.Zero(t, w.STS.Exchanges())
+	assert.Equal(t, 3, sts.requests())
 	assert.Len(t, rec.recorded(), 2)
 }
 
 func TestMaxAttemptsOption(t *testing.T) {
-	w := newWorld(t)
+	t.Parallel()
 	// As many faults as attempts: one more attempt would get a token.
 	for _, attempts := range []int{5, 1} {
 		t.Run(fmt.Sprint(attempts), func(t *testing.T) {
-			before := w.STS.Requests()
+			t.Parallel()
+			var script []canned
 			for range attempts {
-				w.STS.InjectFaults(sandbox.Fault{Status: http.StatusBadGateway, NoBody: true})
+				script = append(script, bare(http.StatusBadGateway))
 			}
-			c, rec := newTestClient(t, w.STS.URL(), WithMaxAttempts(attempts))
-			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
+			sts := newFakeSTS(t, script...)
+			c, rec := sts.client(t, WithMaxAttempts(attempts))
+			_, err := c.Exchange(context.Background(), "subject", registryReq)
 			require.Error(t, err)
-			assert.Equal(t, attempts, w.STS.Requests()-before)
+			assert.Equal(t, attempts, sts.requests())
 			assert.Len(t, rec.recorded(), attempts-1)
 		})
 	}
-	assert.Zero(t, w.STS.Exchanges())
 }
 
 func TestPermissionDeniedNotRetried(t *testing.T) {
+	t.Parallel()
 	// A real refusal: the ambient token's subject may not assume "deployer".
 	w := newWorld(t)
 	w.STS.AddIdentity("deployer", sandbox.Identity{Issuer: w.Issuer.URL(), SubjectPattern: "system:serviceaccount:prod:deployer"})
@@ -512,42 +510,42 @@ func TestPermissionDeniedNotRetried(t *testing.T) {
 }
 
 func TestNonRetryableStatuses(t *testing.T) {
-	w := newWorld(t)
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
-		fault    sandbox.Fault
+		answer   canned
 		wantCode int
 		wantMsg  string
 		wantText string
 	}{
-		{"404 grpc", sandbox.Fault{Status: 404, Message: `identity "abc" not found`}, 5, `identity "abc" not found`, "404 Not Found (NotFound)"},
-		{"404 plain", sandbox.Fault{Status: 404, Body: "404 page not found\n"}, 0, "404 page not found", `404 Not Found: "404 page not found"`},
-		{"401 grpc", sandbox.Fault{Status: 401, Message: "token expired"}, 16, "token expired", "401 Unauthorized (Unauthenticated)"},
-		{"400 empty", sandbox.Fault{Status: 400, NoBody: true}, 0, "Bad Request", "400 Bad Request"},
-		{"500 grpc empty message", sandbox.Fault{Status: 500, Body: `{"code":13,"message":"","details":[]}`}, 13, "Internal Server Error", "(Internal)"},
-		{"201 empty", sandbox.Fault{Status: 201, NoBody: true}, 0, "Created", "201 Created"},
+		{"404 grpc", rpc(404, 5, `identity "abc" not found`), 5, `identity "abc" not found`, "404 Not Found (NotFound)"},
+		{"404 plain", canned{status: 404, body: "404 page not found\n"}, 0, "404 page not found", `404 Not Found: "404 page not found"`},
+		{"401 grpc", rpc(401, 16, "token expired"), 16, "token expired", "401 Unauthorized (Unauthenticated)"},
+		{"400 empty", bare(400), 0, "Bad Request", "400 Bad Request"},
+		{"500 grpc empty message", rpc(500, 13, ""), 13, "Internal Server Error", "(Internal)"},
+		{"201 empty", bare(201), 0, "Created", "201 Created"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w.STS.InjectFaults(tc.fault)
-			before := w.STS.Requests()
-			c, rec := newTestClient(t, w.STS.URL())
-			_, err := c.Exchange(context.Background(), w.ambient, registryReq)
+			t.Parallel()
+			sts := newFakeSTS(t, tc.answer)
+			c, rec := sts.client(t)
+			_, err := c.Exchange(context.Background(), "subject", registryReq)
 			var se *StatusError
 			require.ErrorAs(t, err, &se)
-			assert.Equal(t, tc.fault.Status, se.HTTPStatus)
+			assert.Equal(t, tc.answer.status, se.HTTPStatus)
 			assert.Equal(t, tc.wantCode, se.Code)
 			assert.Equal(t, tc.wantMsg, se.Message)
 			assert.Contains(t, se.Error(), tc.wantText)
-			assert.Equal(t, 1, w.STS.Requests()-before)
+			assert.Equal(t, 1, sts.requests())
 			assert.Empty(t, rec.recorded())
 		})
 	}
-	assert.Zero(t, w.STS.Exchanges())
 }
 
 // TestSTSRejectionsNotRetried covers the refusals the sandbox STS makes on
 // its own, in its own words, as the real STS would.
 func TestSTSRejectionsNotRetried(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	for _, tc := range []struct {
 		name     string
@@ -582,7 +580,7 @@ func TestSTSRejectionsNotRetried(t *testing.T) {
 }
 
 func TestInvalidSuccessBodies(t *testing.T) {
-	w := newWorld(t)
+	t.Parallel()
 	noExp := mintJWT(t, jwt.MapClaims{"sub": "x", "aud": "cgr.dev"})
 	huge := `{"token":"` + strings.Repeat("a", maxBody) + `"}`
 	for name, body := range map[string]string{
@@ -598,18 +596,13 @@ func TestInvalidSuccessBodies(t *testing.T) {
 		"over the cap":     huge,
 	} {
 		t.Run(name, func(t *testing.T) {
-			w.STS.InjectFaults(sandbox.Fault{
-				Status: http.StatusOK,
-				Body:   body,
-				NoBody: body == "",
-				Header: map[string]string{"Content-Type": "text/plain"},
-			})
-			before := w.STS.Requests()
-			c, rec := newTestClient(t, w.STS.URL())
-			tok, err := c.Exchange(context.Background(), w.ambient, registryReq)
+			t.Parallel()
+			sts := newFakeSTS(t, canned{status: http.StatusOK, body: body, header: map[string]string{"Content-Type": "text/plain"}})
+			c, rec := sts.client(t)
+			tok, err := c.Exchange(context.Background(), "subject", registryReq)
 			require.ErrorIs(t, err, ErrInvalidResponse)
 			assert.Empty(t, tok.Raw)
-			assert.Equal(t, 1, w.STS.Requests()-before, "a bad 200 is not retried")
+			assert.Equal(t, 1, sts.requests(), "a bad 200 is not retried")
 			assert.Empty(t, rec.recorded())
 			if len(body) > 0 {
 				assert.False(t, strings.Contains(err.Error(), body), "leaked")
@@ -620,6 +613,7 @@ func TestInvalidSuccessBodies(t *testing.T) {
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// The target would accept the ambient token: following the redirect
 	// would have worked, which is exactly what must not happen.
@@ -669,7 +663,8 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestUnreachable(t *testing.T) {
-	issuer := closedSTSURL(t)
+	t.Parallel()
+	issuer := closedURL(t)
 	rt := &countingTransport{rt: http.DefaultTransport}
 	c, rec := newTestClient(t, issuer, WithHTTPClient(&http.Client{Transport: rt}))
 
@@ -682,34 +677,35 @@ func TestUnreachable(t *testing.T) {
 	msg := err.Error()
 	assert.True(t, strings.HasPrefix(msg, "cannot reach the STS at "+issuer+"/sts/exchange: "), msg)
 	assert.Contains(t, msg, "refused")
-	assert.True(t, strings.HasSuffix(msg, "; check CHAINGUARD_ISSUER and the network"), msg)
+	assert.True(t, strings.HasSuffix(msg, ": "+ue.Err.Error()), "ends with the network error: %s", msg)
+	assert.NotContains(t, msg, "CHAINGUARD_", "the caller names its settings")
 	assert.NotContains(t, msg, `Post "`, "the url.Error wrapper is dropped to avoid repeating the URL")
 }
 
 func TestDeadlineShorterThanBackoff(t *testing.T) {
-	w := newWorld(t)
-	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
+	t.Parallel()
+	sts := newFakeSTS(t, bare(http.StatusServiceUnavailable))
 	// Real sleeping: the point is that it is never started.
-	c, err := New(w.STS.URL(), WithBackoff(5*time.Second, 5*time.Second))
+	c, err := New(fakeIssuer, WithHTTPClient(&http.Client{Transport: sts}), WithBackoff(5*time.Second, 5*time.Second))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 
 	start := time.Now()
-	_, err = c.Exchange(ctx, w.ambient, registryReq)
+	_, err = c.Exchange(ctx, "subject", registryReq)
 	elapsed := time.Since(start)
 
 	var se *StatusError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusServiceUnavailable, se.HTTPStatus)
 	assert.Less(t, elapsed, time.Second, "returned promptly instead of sleeping past the deadline")
-	assert.Equal(t, 1, w.STS.Requests())
+	assert.Equal(t, 1, sts.requests())
 }
 
 func TestCancelDuringWait(t *testing.T) {
-	w := newWorld(t)
-	w.STS.InjectFaults(sandbox.Fault{Status: http.StatusServiceUnavailable, NoBody: true})
-	c, err := New(w.STS.URL(), WithBackoff(time.Minute, time.Minute))
+	t.Parallel()
+	sts := newFakeSTS(t, bare(http.StatusServiceUnavailable))
+	c, err := New(fakeIssuer, WithHTTPClient(&http.Client{Transport: sts}), WithBackoff(time.Minute, time.Minute))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -717,44 +713,51 @@ func TestCancelDuringWait(t *testing.T) {
 		cancel()
 	}()
 	start := time.Now()
-	_, err = c.Exchange(ctx, w.ambient, registryReq)
+	_, err = c.Exchange(ctx, "subject", registryReq)
 	assert.Less(t, time.Since(start), 10*time.Second)
 	require.ErrorIs(t, err, context.Canceled)
 	var se *StatusError
 	require.ErrorAs(t, err, &se, "the last attempt's error is kept")
 	assert.Contains(t, err.Error(), "503")
-	assert.Equal(t, 1, w.STS.Requests())
+	assert.Equal(t, 1, sts.requests())
 }
 
 func TestDeadlineDuringRequest(t *testing.T) {
-	w := newWorld(t)
-	// The STS holds the request until the client goes away (or it closes).
-	w.STS.InjectFaults(sandbox.Fault{Delay: time.Minute})
-	c, rec := newTestClient(t, w.STS.URL())
+	t.Parallel()
+	// The STS holds the request until the client goes away.
+	var requests atomic.Int32
+	hang := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		requests.Add(1)
+		_ = r.Body.Close()
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})
+	c, rec := newTestClient(t, fakeIssuer, WithHTTPClient(&http.Client{Transport: hang}))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 
-	_, err := c.Exchange(ctx, w.ambient, registryReq)
+	_, err := c.Exchange(ctx, "subject", registryReq)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	var ue *UnreachableError
 	require.ErrorAs(t, err, &ue)
 	assert.Empty(t, rec.recorded(), "no retry once the caller's context is done")
-	assert.Contains(t, err.Error(), "cannot reach the STS at "+w.STS.URL())
-	assert.Equal(t, 1, w.STS.Requests())
-	assert.Zero(t, w.STS.Exchanges())
+	assert.Contains(t, err.Error(), "cannot reach the STS at "+fakeIssuer)
+	assert.Equal(t, int32(1), requests.Load())
 }
 
 func TestContextAlreadyDone(t *testing.T) {
-	w := newWorld(t)
-	c, _ := newTestClient(t, w.STS.URL())
+	t.Parallel()
+	sts := newFakeSTS(t)
+	c, _ := sts.client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := c.Exchange(ctx, w.ambient, registryReq)
+	_, err := c.Exchange(ctx, "subject", registryReq)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Zero(t, w.STS.Requests())
+	assert.Zero(t, sts.requests())
 }
 
 func TestConcurrentExchanges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	const callers, faults = 20, 10
 	// Every caller presents its own service account's token, so a mix-up
@@ -794,6 +797,7 @@ func TestConcurrentExchanges(t *testing.T) {
 // subject token wherever they can, and checks neither token appears in any
 // error text or Token formatting.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	subject := w.ambient
 	c, _ := newTestClient(t, w.STS.URL())
@@ -855,7 +859,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
-		c, _ := newTestClient(t, closedSTSURL(t))
+		c, _ := newTestClient(t, closedURL(t))
 		_, err := c.Exchange(context.Background(), subject, registryReq)
 		check(t, err)
 	})

@@ -35,6 +35,7 @@ func registryJWT(t testing.TB, exp time.Time) string {
 }
 
 func TestParseToken(t *testing.T) {
+	t.Parallel()
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	raw := registryJWT(t, exp)
 	tok, err := ParseToken(raw)
@@ -81,12 +82,64 @@ func TestParseToken(t *testing.T) {
 	}
 }
 
+// TestParseClaims: the one JWT parser reads the claims of any JWT, signed
+// or not, with or without exp; ParseToken adds what an issued token needs.
+func TestParseClaims(t *testing.T) {
+	t.Parallel()
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	iat := exp.Add(-time.Hour)
+	raw := mintJWT(t, jwt.MapClaims{"iss": "https://k8s", "sub": "system:serviceaccount:ns:sa", "aud": []string{"cgr.dev", "x"}, "exp": exp.Unix(), "iat": iat.Unix()})
+	c, err := ParseClaims(raw)
+	require.NoError(t, err)
+	assert.Equal(t, "https://k8s", c.Issuer)
+	assert.Equal(t, "system:serviceaccount:ns:sa", c.Subject)
+	assert.Equal(t, []string{"cgr.dev", "x"}, c.Audience)
+	assert.True(t, exp.Equal(c.Expiry))
+	assert.True(t, iat.Equal(c.IssuedAt))
+
+	// A single audience is a string in JSON.
+	c, err = ParseClaims(mintJWT(t, jwt.MapClaims{"aud": "cgr.dev"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"cgr.dev"}, c.Audience)
+	assert.True(t, c.Expiry.IsZero(), "no exp claim, zero Expiry")
+	assert.True(t, c.IssuedAt.IsZero(), "no iat claim, zero IssuedAt")
+
+	// Unsigned: the claims are readable, but it is no registry token.
+	header, payload, sig := splitJWT(raw)
+	unsigned := header + "." + payload + "."
+	_, err = ParseClaims(unsigned)
+	require.NoError(t, err)
+	_, err = ParseToken(unsigned)
+	require.ErrorIs(t, err, ErrInvalidResponse)
+	assert.Contains(t, err.Error(), "signature part is empty")
+
+	for name, bad := range map[string]string{
+		"empty":        "",
+		"one part":     "abc",
+		"four parts":   raw + ".x",
+		"empty header": "." + payload + "." + sig,
+		"empty claims": header + ".." + sig,
+		"claims bad":   header + ".bm90IGpzb24." + sig,
+		"unknown alg":  "eyJhbGciOiJYWVoifQ." + payload + "." + sig,
+		"exp a string": mintJWT(t, jwt.MapClaims{"exp": "tomorrow"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseClaims(bad)
+			require.Error(t, err)
+			assert.False(t, errors.Is(err, ErrInvalidResponse), "a claims error is not about an STS answer")
+			assert.False(t, strings.Contains(err.Error(), payload), "shows the claims")
+			assert.False(t, strings.Contains(err.Error(), sig), "shows the signature")
+		})
+	}
+}
+
 func splitJWT(raw string) (header, payload, sig string) {
 	p := strings.Split(raw, ".")
 	return p[0], p[1], p[2]
 }
 
 func TestTokenString(t *testing.T) {
+	t.Parallel()
 	tok := Token{Raw: "secret.jwt.value", Expiry: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
 	assert.Equal(t, "exchange.Token{Expiry: 2026-03-04T05:06:07Z}", tok.String())
 	assert.Equal(t, tok.String(), tok.GoString())
@@ -95,6 +148,7 @@ func TestTokenString(t *testing.T) {
 }
 
 func TestParseResponse(t *testing.T) {
+	t.Parallel()
 	raw := registryJWT(t, time.Now().Add(time.Hour))
 	tok, err := parseResponse([]byte(`{"token":"` + raw + `","refresh_token":"r","expiry":"garbage"}`))
 	require.NoError(t, err)
@@ -105,6 +159,7 @@ func TestParseResponse(t *testing.T) {
 }
 
 func TestParseErrorBody(t *testing.T) {
+	t.Parallel()
 	const secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 	long := strings.Repeat("x", 500)
 	for _, tc := range []struct {
@@ -141,6 +196,7 @@ func TestParseErrorBody(t *testing.T) {
 }
 
 func TestStatusErrorText(t *testing.T) {
+	t.Parallel()
 	e := &StatusError{URL: "https://x/sts/exchange", HTTPStatus: 599, Code: 99, Message: "m"}
 	assert.Equal(t, `STS https://x/sts/exchange answered 599 (gRPC code 99): "m"`, e.Error())
 	assert.False(t, e.Temporary())
@@ -156,7 +212,7 @@ func TestStatusErrorText(t *testing.T) {
 		assert.False(t, (&StatusError{HTTPStatus: code}).Temporary(), code)
 	}
 	ue := &UnreachableError{URL: "https://x/sts/exchange", Err: errors.New("dial tcp: boom")}
-	assert.Equal(t, "cannot reach the STS at https://x/sts/exchange: dial tcp: boom; check CHAINGUARD_ISSUER and the network", ue.Error())
+	assert.Equal(t, "cannot reach the STS at https://x/sts/exchange: dial tcp: boom", ue.Error())
 }
 
 // fuzzSecret stands in for the subject token in FuzzParseError.

@@ -35,8 +35,8 @@ package exchange
 //     Unavailable) but its HTTP/1 path does not; we side with the gRPC path,
 //     as a node's first pull often races its network coming up. A name that
 //     does not resolve or a certificate that does not verify will not be
-//     fixed by a retry (CHAINGUARD_ISSUER is wrong, or the network
-//     intercepts TLS), so those fail at once.
+//     fixed by a retry (the issuer URL is wrong, or the network intercepts
+//     TLS), so those fail at once.
 //   - 500 we do not retry, for the SDK's reason: grpc-gateway folds
 //     Internal, Unknown and DataLoss into 500, and a server bug is not
 //     fixed by asking again, only made louder.

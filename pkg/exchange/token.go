@@ -49,24 +49,41 @@ func (t Token) Format(f fmt.State, _ rune) {
 	_, _ = f.Write([]byte(t.String()))
 }
 
-// ParseToken reads the expiry of a JWT without verifying its signature.
+// Claims are the registered claims of a JWT that this helper reads, as the
+// token states them: nothing has verified them.
+type Claims struct {
+	Issuer   string   // iss
+	Subject  string   // sub
+	Audience []string // aud; a single string in the JWT becomes one element
+	// Expiry is the exp claim, or zero if there is none.
+	Expiry time.Time
+	// IssuedAt is the iat claim, or zero if there is none.
+	IssuedAt time.Time
+}
+
+// ParseClaims reads the claims of a compact JWT without verifying its
+// signature. It is this module's one JWT parser, and it lives here because
+// both tokens of an exchange are JWTs: the subject token it presents (which
+// pkg/creds reads as the ambient token) and the token the STS issues.
 //
-// Verification is the registry's job; the helper only needs to know how long
-// it may hand the token out. raw must be a signed, three-part JWT with an exp
-// claim; otherwise the error wraps ErrInvalidResponse. Errors never include
-// raw or any part of it.
-func ParseToken(raw string) (Token, error) {
+// Not verifying is safe only because nothing trusts these claims: the STS
+// verifies the subject token and the registry the issued one. The helper
+// reads them to judge a token's lifetime, to key its cache and to explain a
+// refusal. raw must be three dot-separated parts, with a known alg and
+// well-formed claims; errors say which is wrong and never include raw or any
+// part of it.
+func ParseClaims(raw string) (Claims, error) {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
-		return Token{}, fmt.Errorf("%w: token is not a JWT (a JWT has 3 dot-separated parts, this has %d)", ErrInvalidResponse, len(parts))
+		return Claims{}, fmt.Errorf("token is not a JWT (a JWT has 3 dot-separated parts, this has %d)", len(parts))
 	}
-	for i, name := range [...]string{"header", "claims", "signature"} {
+	for i, name := range [...]string{"header", "claims"} {
 		if parts[i] == "" {
-			return Token{}, fmt.Errorf("%w: token is not a signed JWT (its %s part is empty)", ErrInvalidResponse, name)
+			return Claims{}, fmt.Errorf("token is not a JWT (its %s part is empty)", name)
 		}
 	}
-	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
+	var rc jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &rc); err != nil {
 		// jwt's own messages can quote bits of the input (a JSON syntax
 		// error names the offending character, a number error quotes the
 		// number), so only the category is reported.
@@ -74,21 +91,48 @@ func ParseToken(raw string) (Token, error) {
 		if errors.Is(err, jwt.ErrTokenUnverifiable) {
 			what = "its alg header is missing or unknown"
 		}
-		return Token{}, fmt.Errorf("%w: token is not a usable JWT: %s", ErrInvalidResponse, what)
+		return Claims{}, fmt.Errorf("token is not a usable JWT: %s", what)
 	}
-	if claims.ExpiresAt == nil {
+	c := Claims{Issuer: rc.Issuer, Subject: rc.Subject, Audience: rc.Audience}
+	if rc.ExpiresAt != nil {
+		c.Expiry = rc.ExpiresAt.Time
+	}
+	if rc.IssuedAt != nil {
+		c.IssuedAt = rc.IssuedAt.Time
+	}
+	return c, nil
+}
+
+// ParseToken reads a token the STS issued, with ParseClaims, and checks
+// what the helper needs of it before handing it out: a signature part (an
+// unsigned JWT is not a registry token) and a plausible exp, since the
+// helper must know how long it may hand the token out. An implausible iat
+// is dropped. Errors wrap ErrInvalidResponse and never include raw or any
+// part of it.
+func ParseToken(raw string) (Token, error) {
+	c, err := ParseClaims(raw)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: %w", ErrInvalidResponse, err)
+	}
+	if raw[strings.LastIndexByte(raw, '.')+1:] == "" {
+		return Token{}, fmt.Errorf("%w: token is not a signed JWT (its signature part is empty)", ErrInvalidResponse)
+	}
+	if c.Expiry.IsZero() {
 		return Token{}, fmt.Errorf("%w: token has no exp claim, so its lifetime is unknown", ErrInvalidResponse)
 	}
-	exp := claims.ExpiresAt.Time
-	if exp.Unix() <= 0 || exp.Year() > 9999 {
+	if !plausible(c.Expiry) {
 		return Token{}, fmt.Errorf("%w: token's exp claim is not a plausible time", ErrInvalidResponse)
 	}
-	tok := Token{Raw: raw, Expiry: exp}
-	if claims.IssuedAt != nil && claims.IssuedAt.Unix() > 0 && claims.IssuedAt.Year() <= 9999 {
-		tok.IssuedAt = claims.IssuedAt.Time
+	tok := Token{Raw: raw, Expiry: c.Expiry}
+	if plausible(c.IssuedAt) {
+		tok.IssuedAt = c.IssuedAt
 	}
 	return tok, nil
 }
+
+// plausible reports a time after 1970 and within the years RFC 3339 can
+// write.
+func plausible(t time.Time) bool { return t.Unix() > 0 && t.Year() <= 9999 }
 
 // parseResponse turns the body of a 200 answer into a Token. Only "token" is
 // used; "refresh_token" and "expiry" are ignored.

@@ -206,10 +206,11 @@ func OptionsFor(mode Mode, v Version, s Settings) (ConfigOptions, error) {
 	}
 	issuer := s.Issuer.V
 	if issuer != "" {
-		if _, err := exchange.New(issuer); err != nil {
+		c, err := exchange.New(issuer)
+		if err != nil {
 			return o, fmt.Errorf("%s: %w", from(s.Issuer), err)
 		}
-		issuer = strings.TrimRight(issuer, "/")
+		issuer = c.Issuer()
 	}
 	cacheDir := DefaultCacheDir
 	if given(s.CacheDir) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +14,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
-	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 // The kubelet request decoder is where a pod's author (image name,
 // service-account annotations) and the cluster (service-account token) put
 // text into a process that runs as root and logs to the kubelet's log.
-// FuzzServe drives Serve end to end with an STS stand-in that is
+// FuzzServe drives Serve end to end with a loopback STS stand-in that is
 // unreachable, rejects, or answers, and checks properties rather than "no
 // panic":
 //
@@ -73,6 +74,7 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	issuers := fuzzSTS(f)
 	defaultNode := mintFuzzJWT(f, jwt.MapClaims{"iss": "https://node", "sub": "node", "aud": creds.EnforceAudience, "exp": fuzzNow.Add(time.Hour).Unix()})
 
 	f.Fuzz(func(t *testing.T, raw []byte, apiVersion, image, annotation, iss, sub string, lifetime int64, mode uint8) {
@@ -104,7 +106,8 @@ func FuzzServe(f *testing.F) {
 			sat = iss
 			request = buildRequest(t, apiVersion, image, sat, annotation)
 		}
-		h, err := creds.New(cfg, creds.WithExchanger(fuzzExchanger{mode / 4 % 3}), creds.WithClock(func() time.Time { return fuzzNow }))
+		cfg.Issuer = issuers[mode/4%3]
+		h, err := creds.New(cfg, creds.WithClock(func() time.Time { return fuzzNow }))
 		if err != nil {
 			t.Fatalf("creds.New: %v", err)
 		}
@@ -280,19 +283,24 @@ func oracleServes(host string) bool {
 	return ok && sub != ""
 }
 
-// fuzzExchanger stands in for the STS: 0 unreachable, 1 rejecting the
-// exchange, 2 issuing fuzzIssued with an hour of life.
-type fuzzExchanger struct{ mode uint8 }
-
-func (e fuzzExchanger) Exchange(_ context.Context, _ string, _ exchange.Request) (exchange.Token, error) {
-	const url = "https://sts.invalid/sts/exchange"
-	switch e.mode {
-	case 0:
-		return exchange.Token{}, &exchange.UnreachableError{URL: url, Err: errors.New("dial tcp 192.0.2.1:443: connect: connection refused")}
-	case 1:
-		return exchange.Token{}, &exchange.StatusError{URL: url, HTTPStatus: 403, Code: 7, Message: "identity mismatch"}
-	}
-	return exchange.Token{Raw: fuzzIssued, Expiry: fuzzNow.Add(time.Hour)}, nil
+// fuzzSTS stands in for the STS on loopback and returns an issuer URL for
+// each behaviour: 0 unreachable (TLS with a certificate the helper does not
+// trust, which fails at once, without retries), 1 rejecting the exchange,
+// 2 issuing fuzzIssued, which has an hour of life.
+func fuzzSTS(f *testing.F) [3]string {
+	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.URL.Path, "/reject/") {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"code":7,"message":"identity mismatch","details":[]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"token":"`+fuzzIssued+`"}`)
+	})
+	untrusted, sts := httptest.NewTLSServer(answer), httptest.NewServer(answer)
+	f.Cleanup(untrusted.Close)
+	f.Cleanup(sts.Close)
+	return [3]string{untrusted.URL, sts.URL + "/reject", sts.URL + "/issue"}
 }
 
 func buildRequest(t *testing.T, apiVersion, image, sat, annotation string) string {
