@@ -83,8 +83,9 @@ type fileConfig struct {
 }
 
 // ConfigPath is the helper's own config file:
-// $XDG_CONFIG_HOME/docker-credential-cgr/config.json, or the platform's
-// user config folder when XDG_CONFIG_HOME is unset. Empty when neither is known.
+// $XDG_CONFIG_HOME/docker-credential-cgr/config.json, or
+// $HOME/.config/docker-credential-cgr/config.json when XDG_CONFIG_HOME is
+// unset, on every platform. Empty when neither is set.
 func ConfigPath(getenv func(string) string) string {
 	dir := getenv("XDG_CONFIG_HOME")
 	if dir == "" {

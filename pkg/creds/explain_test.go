@@ -154,12 +154,12 @@ func TestShownQuotesOnlyWhenNeeded(t *testing.T) {
 func TestClockSkewNeedsTheLocalClockToDisagree(t *testing.T) {
 	f := newFixture(t)
 	h := f.helper(t)
-	amb, err := h.Ambient(context.Background())
+	amb, err := h.findAmbient(context.Background())
 	require.NoError(t, err)
 	se := &exchange.StatusError{URL: "u", HTTPStatus: http.StatusUnauthorized, Code: 16, Message: "token expired at 2020-01-01T00:00:00Z"}
-	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrClockSkew)
+	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.cfg.Identity), ErrClockSkew)
 	amb.Expiry = time.Now().Add(10 * time.Second)
-	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.Identity()), ErrIdentityRejected)
+	assert.ErrorIs(t, h.explain(context.Background(), se, amb, h.cfg.Identity), ErrIdentityRejected)
 }
 
 // TestRedactHidesPartsAndKeepsTheKind: the last line of defence hides a

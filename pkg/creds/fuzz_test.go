@@ -319,7 +319,7 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err = h.Ambient(ctx)
+			_, err = h.findAmbient(ctx)
 			return []string{fzMsg(err)}
 		}
 		msgs := run(body, token, issuer)

@@ -1,8 +1,9 @@
 // Package creds turns a registry host and the workload's ambient OIDC token
 // into short-lived registry credentials: config, ambient token sources, the
-// token cache and the exchange, behind one Get method that docker's
-// credential-helper protocol, go-containerregistry's authn.Helper and the
-// kubelet plugin all share.
+// token cache and the exchange. Get serves docker's credential-helper
+// protocol and go-containerregistry (through pkg/creds/ggcr);
+// PullCredential serves the kubelet plugin. Both take the same path through
+// the sources, the cache and the exchange.
 package creds
 
 import (
@@ -89,9 +90,6 @@ func New(cfg Config, opts ...Option) (*Helper, error) {
 	return h, nil
 }
 
-// Identity is the identity requested when the caller names none.
-func (h *Helper) Identity() string { return h.cfg.Identity }
-
 // Serves reports whether serverURL names a registry this helper answers for.
 func (h *Helper) Serves(serverURL string) bool { return h.regs.serves(NormalizeHost(serverURL)) }
 
@@ -99,16 +97,17 @@ func (h *Helper) Serves(serverURL string) bool { return h.regs.serves(NormalizeH
 // method docker-credential-helpers' credentials.Helper and
 // go-containerregistry's authn.Helper both need.
 func (h *Helper) Get(serverURL string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
-	defer cancel()
-	return h.GetContext(ctx, serverURL)
+	return h.GetContext(context.Background(), serverURL)
 }
 
-// GetContext is Get under the caller's context.
+// GetContext is Get under the caller's context, and within the configured
+// timeout whatever the caller's deadline.
 func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, string, error) {
 	if !h.Serves(serverURL) {
 		return "", "", errNotFound
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	src, err := firstSource(ambientSources(h.cfg, h.client))
 	if err != nil {
 		return "", "", err
@@ -128,7 +127,7 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	} else {
 		var amb AmbientToken
 		if amb, err = ambient(ctx); err == nil {
-			tok, err = h.Token(ctx, amb, h.cfg.Identity)
+			tok, err = h.tokenFor(ctx, amb, h.cfg.Identity)
 		}
 	}
 	if err != nil {
@@ -141,8 +140,8 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 // token (see actionsSource.cacheKeyParts).
 type cacheKeyer interface{ cacheKeyParts() []string }
 
-// Ambient finds the ambient token and checks it is fit to exchange.
-func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
+// findAmbient finds the ambient token and checks it is fit to exchange.
+func (h *Helper) findAmbient(ctx context.Context) (AmbientToken, error) {
 	amb, err := FindAmbientToken(ctx, h.cfg, h.client)
 	if err != nil {
 		return AmbientToken{}, err
@@ -150,10 +149,10 @@ func (h *Helper) Ambient(ctx context.Context) (AmbientToken, error) {
 	return h.checked(amb)
 }
 
-// AmbientFrom parses and checks an ambient token the caller already has,
+// ambientFrom parses and checks an ambient token the caller already has,
 // such as the pod's service-account token the kubelet passes. source names
 // it in messages.
-func (h *Helper) AmbientFrom(raw, source string) (AmbientToken, error) {
+func (h *Helper) ambientFrom(raw, source string) (AmbientToken, error) {
 	amb, err := ParseAmbientToken(raw, source)
 	if err != nil {
 		return AmbientToken{}, err
@@ -169,13 +168,10 @@ func (h *Helper) checked(amb AmbientToken) (AmbientToken, error) {
 	return amb, nil
 }
 
-// Now is the helper's clock, so callers judge expiry by the same time.
-func (h *Helper) Now() time.Time { return h.now() }
-
-// Token returns a registry token for identity, exchanging amb for it
+// tokenFor returns a registry token for identity, exchanging amb for it
 // unless the cache has one with more than Margin of life left. Concurrent
 // callers, in this process or others, share one exchange.
-func (h *Helper) Token(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
+func (h *Helper) tokenFor(ctx context.Context, amb AmbientToken, identity string) (exchange.Token, error) {
 	return h.token(ctx, h.cacheKey(identity, amb.Issuer, amb.Subject), identity, func(context.Context) (AmbientToken, error) { return amb, nil })
 }
 
@@ -185,7 +181,7 @@ func (h *Helper) cacheKey(identity string, caller ...string) string {
 	return cacheKey(append([]string{h.cfg.Issuer, identity, h.cfg.Audience}, caller...)...)
 }
 
-// token is Token for a key known before the ambient token: ambient is
+// token is tokenFor for a key known before the ambient token: ambient is
 // called only when the cache has no entry, after the lock is taken.
 func (h *Helper) token(ctx context.Context, key, identity string, ambient func(context.Context) (AmbientToken, error)) (exchange.Token, error) {
 	c := h.openCache()

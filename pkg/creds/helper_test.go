@@ -200,7 +200,7 @@ func TestHelperSeparatesCallers(t *testing.T) {
 	require.NoError(t, err)
 	amb, err := ParseAmbientToken(other, "test")
 	require.NoError(t, err)
-	b, err := h.Token(context.Background(), amb, sandbox.DefaultIdentity)
+	b, err := h.tokenFor(context.Background(), amb, sandbox.DefaultIdentity)
 	require.NoError(t, err)
 	assert.False(t, a == b.Raw, "another subject never gets the first one's cached token")
 	assert.Equal(t, 2, f.sb.STS.Exchanges())

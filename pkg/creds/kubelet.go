@@ -50,14 +50,14 @@ func (h *Helper) PullCredential(ctx context.Context, p Pull) (cred Credential, o
 	}
 	var amb AmbientToken
 	if p.ServiceAccountToken != "" {
-		amb, err = h.AmbientFrom(p.ServiceAccountToken, "the pod's service-account token")
+		amb, err = h.ambientFrom(p.ServiceAccountToken, "the pod's service-account token")
 	} else {
-		amb, err = h.Ambient(ctx)
+		amb, err = h.findAmbient(ctx)
 	}
 	if err != nil {
 		return Credential{}, false, err
 	}
-	tok, err := h.Token(ctx, amb, identity)
+	tok, err := h.tokenFor(ctx, amb, identity)
 	if err != nil {
 		if p.Identity != "" {
 			// Say where the identity came from: the fix is there.
