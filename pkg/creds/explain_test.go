@@ -26,6 +26,7 @@ func requireOneLine(t *testing.T, msg string) {
 // TestErrorClasses: each failure lands in its own class, with the advice
 // that applies to it and none that does not.
 func TestErrorClasses(t *testing.T) {
+	t.Parallel()
 	allClasses := []error{ErrIdentityRejected, ErrSTSUnreachable, ErrSTSFailed, ErrIssuerMisconfigured, ErrClockSkew, ErrBadIdentity}
 	for _, tc := range []struct {
 		name     string
@@ -86,6 +87,7 @@ func TestErrorClasses(t *testing.T) {
 		}, ErrBadIdentity, []string{"looks like a JWT"}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			tc.setup(t, f)
 			_, _, err := f.helper(t).Get(f.host)
@@ -113,6 +115,7 @@ func TestErrorClasses(t *testing.T) {
 }
 
 func TestCheckIssued(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	ok := exchange.Token{Expiry: now.Add(time.Hour), IssuedAt: now}
 	assert.NoError(t, checkIssued(ok, now))
@@ -135,6 +138,7 @@ func TestCheckIssued(t *testing.T) {
 }
 
 func TestShownQuotesOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"system:serviceaccount:ns:sa":    "system:serviceaccount:ns:sa",
 		"https://kubernetes.default.svc": "https://kubernetes.default.svc",
@@ -152,6 +156,7 @@ func TestShownQuotesOnlyWhenNeeded(t *testing.T) {
 // TestClockSkewNeedsTheLocalClockToDisagree: an "expired" from the STS for
 // a token this clock also finds (nearly) expired is not clock skew.
 func TestClockSkewNeedsTheLocalClockToDisagree(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	h := f.helper(t)
 	amb, err := h.findAmbient(context.Background())
@@ -166,6 +171,7 @@ func TestClockSkewNeedsTheLocalClockToDisagree(t *testing.T) {
 // token's signature echoed on its own, as the exchange's cleaning does,
 // and keeps the error's kind.
 func TestRedactHidesPartsAndKeepsTheKind(t *testing.T) {
+	t.Parallel()
 	const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 	sig := token[strings.LastIndexByte(token, '.')+1:]
 	err := redact(fmt.Errorf("%w: the STS said: bad signature %s", ErrIdentityRejected, sig), token)
@@ -182,6 +188,7 @@ func TestRedactHidesPartsAndKeepsTheKind(t *testing.T) {
 // spelling of the issuer everywhere, so "https://x/" and "https://x" share
 // a cache entry, and messages name the issuer actually used.
 func TestOneSpellingOfTheIssuer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	url := f.cfg.Issuer
 	f.cfg.Issuer = url + "/"
@@ -204,6 +211,7 @@ func TestOneSpellingOfTheIssuer(t *testing.T) {
 // issuer without naming any setting; the message a person sees names
 // CHAINGUARD_ISSUER, and still shows no secret the value held.
 func TestIssuerErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
 	const secret = "hunter2"
 	for _, tc := range []struct{ issuer, want string }{
 		{"http://sts.example.com", "only allowed for loopback"},

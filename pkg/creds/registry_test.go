@@ -11,6 +11,7 @@ import (
 )
 
 func TestNormalizeHost(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"cgr.dev":                          "cgr.dev",
 		"https://cgr.dev":                  "cgr.dev",
@@ -30,6 +31,7 @@ func TestNormalizeHost(t *testing.T) {
 }
 
 func TestRegistriesServes(t *testing.T) {
+	t.Parallel()
 	def, err := parseRegistries(DefaultRegistry)
 	require.NoError(t, err)
 	for host, want := range map[string]bool{
@@ -64,6 +66,7 @@ func TestRegistriesServes(t *testing.T) {
 // A pattern that is not a host or a "*.domain" wildcard is refused by name:
 // today's bare "*" would have sent a Chainguard token to any registry.
 func TestRegistryPatternsMeanWhatTheDocsSay(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{
 		"*", "*cgr.dev", "**.cgr.dev", "*.*.cgr.dev", "cgr.*", "c*r.dev", "*.", "*.dev", "*.localhost",
 		"https://cgr.dev", "cgr.dev/chainguard", "user@cgr.dev", "cgr.dev?x", "cgr.dev#x",
