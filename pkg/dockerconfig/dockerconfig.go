@@ -95,7 +95,7 @@ func Configure(path string, registries []string, opts Options) (Edit, error) {
 		e.Path = out.Path
 		out = e
 		if err != nil {
-			return nil, fmt.Errorf("the docker config %s %w; it was not changed", quote(path), err)
+			return nil, fmt.Errorf("the docker config %s %w; the file was not changed", quote(path), err)
 		}
 		return after, nil
 	})

@@ -172,9 +172,9 @@ func writeFile(root *os.Root, dir, name string, data []byte, mode fs.FileMode, w
 	now, statErr := root.Lstat(name)
 	switch {
 	case was == nil && statErr == nil:
-		err = fmt.Errorf("%s appeared while it was being edited; it was not changed: run again", quote(path))
+		err = fmt.Errorf("%s appeared while configure-docker ran, so nothing was written: run again", quote(path))
 	case was != nil && (statErr != nil || !os.SameFile(was, now) || !now.ModTime().Equal(was.ModTime()) || now.Size() != was.Size()):
-		err = fmt.Errorf("%s changed while it was being edited; it was not changed: run again", quote(path))
+		err = fmt.Errorf("%s changed while configure-docker ran, so nothing was written: run again", quote(path))
 	}
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@
 package dockerconfig
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -32,4 +33,29 @@ func TestConfigureRefusesFIFO(t *testing.T) {
 	fi, err := os.Lstat(path)
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeNamedPipe, fi.Mode().Type())
+}
+
+func TestConfigureRefusesSymlink(t *testing.T) {
+	realDir := t.TempDir()
+	target := filepath.Join(realDir, "config.json")
+	require.NoError(t, os.WriteFile(target, []byte("{}"), 0o600))
+	link := filepath.Join(t.TempDir(), "config.json")
+	require.NoError(t, os.Symlink(target, link))
+	before := aged(t, target)
+
+	for _, dry := range []bool{false, true} {
+		_, err := Configure(link, []string{"cgr.dev"}, Options{DryRun: dry})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "is a symbolic link to")
+		assert.Contains(t, err.Error(), "DOCKER_CONFIG="+`"`+realDir+`"`, "the way to edit the real file")
+		fi, err := os.Lstat(link)
+		require.NoError(t, err)
+		assert.Equal(t, fs.ModeSymlink, fi.Mode().Type(), "the link was replaced")
+		assert.Equal(t, before, snap(t, target), "the link was written through")
+	}
+
+	// The suggested fix works.
+	_, err := Configure(filepath.Join(realDir, "config.json"), []string{"cgr.dev"}, Options{})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"credHelpers": {"cgr.dev": "cgr"}}`, snap(t, target).data)
 }
