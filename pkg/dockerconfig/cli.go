@@ -85,6 +85,9 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		s.identityToken = p
 	}
 	if given["issuer"] {
+		if *issuer == "" {
+			return fail(2, "--issuer is empty; give the STS base URL, such as %s", exchange.DefaultIssuer)
+		}
 		if _, err := exchange.New(*issuer); err != nil {
 			return fail(2, "--issuer: %v", err)
 		}

@@ -287,6 +287,7 @@ func TestRunBadUsage(t *testing.T) {
 		{"--identity", ""},
 		{"--identity-token", ""},
 		{"--issuer", "ftp://issuer.example.com"},
+		{"--issuer", ""},
 		{"--registry", "https://cgr.dev/x"},
 	} {
 		env := testEnv(t)
