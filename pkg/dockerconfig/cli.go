@@ -99,6 +99,9 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return fail(1, "cannot tell which registries the helper serves: %v", err)
 	}
 	hosts, warnings := servedHosts(cfg.Registries, extra)
+	if len(hosts) == 0 {
+		return fail(1, "the helper serves only wildcards (%s), and docker matches credHelpers by exact host: give --registry for each host you pull from", strings.Join(cfg.Registries, ", "))
+	}
 	for _, r := range extra {
 		if !serves(cfg.Registries, r) {
 			s.registries = append(s.registries, r)

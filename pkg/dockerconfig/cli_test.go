@@ -108,6 +108,21 @@ func TestRunServesConfiguredRegistries(t *testing.T) {
 	assert.Contains(t, errb, "the helper serves *.corp.example, but docker matches credHelpers by exact host")
 }
 
+func TestRunOnlyWildcards(t *testing.T) {
+	env := testEnv(t)
+	env["CHAINGUARD_REGISTRY"] = "*.corp.example"
+	code, _, errb := run(env)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errb, "the helper serves only wildcards (*.corp.example)")
+	assertMissing(t, dockerPath(env))
+
+	code, _, errb = run(env, "--registry", "a.corp.example")
+	require.Equal(t, 0, code, errb)
+	assert.Equal(t, map[string]string{"a.corp.example": "cgr"}, helpersOf(t, dockerPath(env)))
+	assert.NotContains(t, errb, "warning", "a.corp.example is served: nothing to note")
+	assertMissing(t, settingsPath(env))
+}
+
 func TestRunRegistryExtras(t *testing.T) {
 	env := testEnv(t)
 	code, out, errb := run(env, "--registry", "registry.example.com", "--registry", "eu.cgr.dev,registry.example.com")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -25,7 +26,8 @@ import (
 const HelperName = "cgr"
 
 // Path is the docker config file docker reads: config.json in
-// $DOCKER_CONFIG if that is set, else in $HOME/.docker. A DOCKER_CONFIG
+// $DOCKER_CONFIG if that is set, else in .docker in the home folder
+// ($HOME; %USERPROFILE% on Windows, as docker reads it). A DOCKER_CONFIG
 // that names something other than a folder is an error: docker would not
 // read a config there either.
 func Path(getenv func(string) string) (string, error) {
@@ -35,9 +37,13 @@ func Path(getenv func(string) string) (string, error) {
 		}
 		return filepath.Join(dir, "config.json"), nil
 	}
-	home := getenv("HOME")
+	homeVar := "HOME"
+	if runtime.GOOS == "windows" {
+		homeVar = "USERPROFILE"
+	}
+	home := getenv(homeVar)
 	if home == "" {
-		return "", errors.New("neither DOCKER_CONFIG nor HOME is set, so there is no docker config to edit; set DOCKER_CONFIG to the folder of docker's config.json")
+		return "", fmt.Errorf("neither DOCKER_CONFIG nor %s is set, so there is no docker config to edit; set DOCKER_CONFIG to the folder of docker's config.json", homeVar)
 	}
 	return filepath.Join(home, ".docker", "config.json"), nil
 }
