@@ -73,6 +73,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
 	$(GO) test -run='^$$' -fuzz='^FuzzServe$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
+	$(GO) test -run='^$$' -fuzz='^FuzzAddHelpers$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
+	$(GO) test -run='^$$' -fuzz='^FuzzSetSettings$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
 
 ## bench: Go benchmarks plus whole-process timings; numbers go in docs/benchmarks.md
 bench: build

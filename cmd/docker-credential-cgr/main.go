@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/dockerconfig"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
@@ -30,6 +31,8 @@ func main() {
 			h, err := newHelper()
 			exitOn(err)
 			os.Exit(kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr))
+		case "configure-docker":
+			os.Exit(dockerconfig.Run(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		case "configure-kubelet":
 			// Flags and environment only: never the invoking user's
 			// config file, which is theirs and not every node's.
