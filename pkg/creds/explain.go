@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -71,8 +70,8 @@ func (h *Helper) identitySetting(identity string) string {
 func (h *Helper) rejectionFix(se *exchange.StatusError, amb AmbientToken, identity string) string {
 	setting := h.identitySetting(identity)
 	iss, sub := shown(amb.Issuer), shown(amb.Subject)
-	create := fmt.Sprintf("the ambient token (%s) has iss=%s sub=%s; an identity matching it is created with: chainctl iam identities create NAME --identity-issuer=%s --subject-pattern=%s --role=registry.pull, then set %s to its id",
-		amb.Source, iss, sub, iss, shown(regexp.QuoteMeta(amb.Subject)), setting)
+	create := fmt.Sprintf("the ambient token (%s) has iss=%s sub=%s; an identity matching it is created with: %s, then set %s to its id",
+		amb.Source, iss, sub, IdentityCommand(amb, ""), setting)
 	switch {
 	case se.HTTPStatus == http.StatusNotFound && identity != "":
 		return fmt.Sprintf("check that %s (%s) is the id of an existing identity", setting, logsafe.Quote(identity, logsafe.DefaultLimit))
