@@ -304,32 +304,26 @@ func describeSetting(key string, v any) string {
 // writes the same credHelpers entry, so both on one machine is common.
 // Empty when the first one is this binary.
 func pathWarning(pathList, self string) string {
-	found := lookPath(pathList, binaryName)
-	if found == "" {
+	o := FindOnPath(pathList, self)
+	switch {
+	case o.Path == "":
 		return fmt.Sprintf("no %s on PATH: docker runs the helper by that name and would find none; put this binary (%s) on PATH as %s", binaryName, quote(self), binaryName)
-	}
-	fi, err := os.Stat(found)
-	me, err2 := os.Stat(self)
-	if err == nil && err2 == nil && os.SameFile(fi, me) {
+	case o.Self:
 		return ""
+	case o.Chainctl:
+		return fmt.Sprintf("the %s first on PATH, %s, is chainctl's link (to %s), not this binary (%s): docker will run chainctl, with chainctl's own login and settings, and none of the settings here; put this binary's folder earlier on PATH, or remove the link (see the README's section on coexisting with chainctl)", binaryName, quote(o.Path), quote(o.Target), quote(self))
 	}
-	if target, err := filepath.EvalSymlinks(found); err == nil && strings.TrimSuffix(filepath.Base(target), ".exe") == "chainctl" {
-		return fmt.Sprintf("the %s first on PATH, %s, is chainctl's link (to %s), not this binary (%s): docker will run chainctl, with chainctl's own login and settings, and none of the settings here; put this binary's folder earlier on PATH, or remove the link (see the README's section on coexisting with chainctl)", binaryName, quote(found), quote(target), quote(self))
-	}
-	return fmt.Sprintf("the %s first on PATH, %s, is not this binary (%s): docker will run that one; put this binary's folder earlier on PATH, or remove the other", binaryName, quote(found), quote(self))
+	return fmt.Sprintf("the %s first on PATH, %s, is not this binary (%s): docker will run that one; put this binary's folder earlier on PATH, or remove the other", binaryName, quote(o.Path), quote(self))
 }
 
-// lookPath finds name in the folders of pathList as docker will: relative
-// folders are skipped, since Go's os/exec refuses a program found through
-// one.
-func lookPath(pathList, name string) string {
-	for _, dir := range filepath.SplitList(pathList) {
-		if !filepath.IsAbs(dir) {
-			continue
-		}
-		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
-			return p
-		}
+// lookPath finds name in the folder dir as docker will: a relative folder
+// is skipped, since Go's os/exec refuses a program found through one.
+func lookPath(dir, name string) string {
+	if !filepath.IsAbs(dir) {
+		return ""
+	}
+	if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+		return p
 	}
 	return ""
 }
