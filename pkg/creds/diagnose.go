@@ -20,6 +20,8 @@ type SourceReport struct {
 	Present bool
 	// Missing says what was not there, when Present is false.
 	Missing string
+	// Remote says getting the token from here is a network call.
+	Remote bool
 }
 
 // AmbientSources lists where cfg says to look for the ambient token, in
@@ -29,7 +31,8 @@ func AmbientSources(cfg Config) []SourceReport {
 	srcs := ambientSources(cfg, nil)
 	out := make([]SourceReport, 0, len(srcs))
 	for _, s := range srcs {
-		r := SourceReport{Name: s.String(), Present: s.Enabled()}
+		_, remote := s.(actionsSource)
+		r := SourceReport{Name: s.String(), Present: s.Enabled(), Remote: remote}
 		if !r.Present {
 			r.Missing = s.Missing()
 		}
