@@ -474,3 +474,14 @@ func TestReferenceListsEveryFlag(t *testing.T) {
 		assert.Contains(t, sec, "`"+c.name+"`")
 	}
 }
+
+func TestRegistryCheckFails(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.sb.Registry.Close()
+	o := w.run(t, "--registry-check")
+	assert.Equal(t, 1, o.code)
+	assert.True(t, strings.HasPrefix(o.line("exchange"), "✔ "), "the exchange does not need the registry")
+	assert.Equal(t, "✘ registry: 1 of 1 served registries refused the token or could not be reached", o.line("registry"))
+	assert.Contains(t, o.block("registry"), w.sb.Registry.Host()+": cannot reach")
+}

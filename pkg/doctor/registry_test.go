@@ -1,0 +1,52 @@
+package doctor
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+)
+
+func TestParseChallenge(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		kind string
+		want map[string]string
+	}{
+		{`Bearer realm="https://cgr.dev/token",service="cgr.dev"`, "bearer", map[string]string{"realm": "https://cgr.dev/token", "service": "cgr.dev"}},
+		{`Bearer realm="https://r/token",service="r",scope="repository:a/b:pull,push"`, "bearer", map[string]string{"realm": "https://r/token", "service": "r", "scope": "repository:a/b:pull,push"}},
+		{`Basic realm="registry"`, "basic", map[string]string{"realm": "registry"}},
+		{`Bearer realm=https://r/token, service=r`, "bearer", map[string]string{"realm": "https://r/token", "service": "r"}},
+		{`Bearer realm="a\"b"`, "bearer", map[string]string{"realm": `a"b`}},
+		{`Bearer realm="unterminated`, "bearer", map[string]string{"realm": "unterminated"}},
+		{``, "", map[string]string{}},
+	} {
+		kind, params := parseChallenge(tc.in)
+		assert.Equal(t, tc.kind, kind, tc.in)
+		assert.Equal(t, tc.want, params, tc.in)
+	}
+}
+
+func TestPingRegistryRefused(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start()
+	require.NoError(t, err)
+	t.Cleanup(sb.Close)
+	const secret = "not-a-registry-token-but-secret-all-the-same"
+	_, err = pingRegistry(context.Background(), &http.Client{}, sb.Registry.Host(), "_token", secret)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the token realm \"http://"+sb.Registry.Host()+"/token\" answered 401 Unauthorized")
+	assert.NotContains(t, err.Error(), secret)
+}
+
+func TestRealmMustBeHTTPS(t *testing.T) {
+	t.Parallel()
+	_, err := realmToken(context.Background(), &http.Client{}, "cgr.dev", map[string]string{"realm": "http://evil.example/token"}, "_token", "s")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not sending the token there")
+}
