@@ -238,8 +238,12 @@ func checkIdentity(st *state) result {
 	}
 	id := st.cfg.Identity
 	if id == "" {
+		which := "the ambient token (doctor prints the command once it finds one)"
+		if st.amb != nil {
+			which = "this token (below)"
+		}
 		return warn("no identity is set (CHAINGUARD_IDENTITY, or the config file's identity): the exchange asks the STS for the token's own identity, which a workload token rarely has",
-			"create an identity that trusts this token (below) and set CHAINGUARD_IDENTITY to its id, or save it with "+binaryName+" configure-docker --identity ID", details...)
+			"create an identity that trusts "+which+" and set CHAINGUARD_IDENTITY to its id, or save it with "+binaryName+" configure-docker --identity ID", details...)
 	}
 	from := "the config file's identity"
 	if st.getenv("CHAINGUARD_IDENTITY") != "" {
