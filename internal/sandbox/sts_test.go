@@ -299,9 +299,15 @@ func TestFaultDelayEndsWithClientOrClose(t *testing.T) {
 	require.NoError(t, err)
 	sts.InjectFaults(Fault{Delay: time.Minute}, Fault{Delay: time.Minute})
 
-	// A client that gives up does not keep the handler sleeping.
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	// A client that gives up does not keep the handler sleeping. It gives up
+	// once the STS holds its request: a fixed client timeout could run out
+	// before the request arrives when the machine is busy.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	go func() {
+		defer cancel()
+		assert.Eventually(t, func() bool { return sts.Requests() >= 1 || ctx.Err() != nil }, 30*time.Second, 10*time.Millisecond)
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sts.URL()+"/sts/exchange", nil)
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
