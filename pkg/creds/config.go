@@ -196,7 +196,7 @@ func readFileConfig(path string) (fileConfig, error) {
 	if err := json.Unmarshal(b, &fc); err != nil {
 		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it", logsafe.Quote(path, pathLimit), jsonProblem(err))
 	}
-	if err := checkKeys(b); err != nil {
+	if err := checkKeys(b, fc.IdentityToken); err != nil {
 		return fc, fmt.Errorf("the config file %s %w", logsafe.Quote(path, pathLimit), err)
 	}
 	return fc, nil
@@ -218,8 +218,10 @@ const maxUnknownShown = 5
 // checkKeys refuses a config file with a key the helper does not know. A
 // misspelt key would otherwise be dropped in silence, and an exchange
 // without the intended identity or issuer fails far from the cause. Keys
-// match in any case, as encoding/json matches them. doc is valid JSON.
-func checkKeys(doc []byte) error {
+// match in any case, as encoding/json matches them. doc is valid JSON;
+// token is its identity_token, which no message may show, even pasted as a
+// key.
+func checkKeys(doc []byte, token string) error {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &top); err != nil {
 		return fmt.Errorf("is not valid JSON (%s); fix or remove it", jsonProblem(err))
@@ -237,7 +239,7 @@ func checkKeys(doc []byte) error {
 	slices.Sort(unknown)
 	shown := make([]string, 0, maxUnknownShown+1)
 	for _, k := range unknown[:min(len(unknown), maxUnknownShown)] {
-		shown = append(shown, describeKey(k)+keyHint(k, known))
+		shown = append(shown, describeKey(k, token)+keyHint(k, known))
 	}
 	what := "an unknown key"
 	if len(unknown) > 1 {
@@ -250,12 +252,29 @@ func checkKeys(doc []byte) error {
 }
 
 // describeKey names a key from the config file in a message: quoted and
-// capped, or by its shape when it could be a token pasted as a key.
-func describeKey(k string) string {
-	if mightBeSecret(k) {
+// capped, or by its shape when it could be a token pasted as a key: it
+// looks like one, or holds the file's identity_token (token) or a long
+// dot-separated part of it.
+func describeKey(k, token string) string {
+	if mightBeSecret(k) || holdsSecret(k, token) {
 		return "(key not shown: " + logsafe.Shape(k) + ")"
 	}
 	return logsafe.Quote(k, 64)
+}
+
+// holdsSecret reports whether s contains secret (6 bytes or more once
+// trimmed; shorter ones match ordinary words) or a dot-separated part of it
+// of 16 bytes or more.
+func holdsSecret(s, secret string) bool {
+	if t := strings.TrimSpace(secret); len(t) >= 6 && strings.Contains(s, t) {
+		return true
+	}
+	for part := range strings.SplitSeq(secret, ".") {
+		if len(part) >= 16 && strings.Contains(s, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyHint suggests the known key an unknown key k most likely meant

@@ -121,6 +121,9 @@ func TestLoadConfigUnknownKeys(t *testing.T) {
 		{"several, sorted", `{"zz": 1, "aa": 2, "mm": {"identity": "x"}}`, []string{`has unknown keys "aa", "mm", "zz";`}, nil},
 		{"many, capped", `{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1}`, []string{`"k1", "k2", "k3", "k4", "k5", and 2 more;`}, []string{"k6", "k7"}},
 		{"a token as a key", `{"` + jwt + `": "x"}`, []string{"has an unknown key (key not shown: "}, []string{"eyJ", "c2lnbmF0dXJl"}},
+		{"the identity_token's value as a key", `{"identity_token": "/run/secret-token-file", "/run/secret-token-file": 1}`, []string{"has an unknown key (key not shown: "}, []string{"secret-token-file"}},
+		{"a part of the identity_token as a key", `{"identity_token": "aaaa.bbbbbbbbbbbbbbbbbbbb.cccc", "xbbbbbbbbbbbbbbbbbbbbx": 1}`, []string{"has an unknown key (key not shown: "}, []string{"bbbbbbbbbbbbbbbb"}},
+		{"a short identity_token is ordinary text", `{"identity_token": "/t", "/tmp": 1}`, []string{`has an unknown key "/tmp";`}, nil},
 		{"a long key", `{"` + strings.Repeat("x-", 100) + `": 1}`, []string{`has an unknown key "x-x-`, `"… (200 bytes);`}, []string{strings.Repeat("x-", 40)}},
 		{"a control character", `{"a\nb": 1}`, []string{`"a\nb"`}, nil},
 	} {
