@@ -116,6 +116,9 @@ func TestHelpListsEveryCommandAndSetting(t *testing.T) {
 				}
 			}
 			assert.Contains(t, out, "\n  DOCKER_CONFIG ")
+			// The config file's keys, as one list (wrapped over lines).
+			keys := strings.Join(configKeys(t), ", ")
+			assert.Contains(t, strings.Join(strings.Fields(out), " "), "keys: "+keys+" (an unknown key is an error)")
 			assert.Contains(t, out, "docs/reference.md")
 			assert.Contains(t, out, "echo cgr.dev | docker-credential-cgr get\n")
 			if first == "" {
