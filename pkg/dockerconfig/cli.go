@@ -40,7 +40,7 @@ flags:
 // Run is the configure-docker subcommand. It checks both files it may
 // change (docker's config and the helper's) before writing either, then
 // writes the helper's first, so docker is never pointed at a half-configured
-// helper. Results go to stdout; warnings, errors and --help to stderr.
+// helper. Results and --help go to stdout; warnings and errors to stderr.
 // getenv is usually os.Getenv; PATH is read through it too.
 func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("configure-docker", flag.ContinueOnError)
@@ -58,8 +58,8 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			_, _ = io.WriteString(stderr, usage)
-			fs.SetOutput(stderr)
+			_, _ = io.WriteString(stdout, usage)
+			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return 0
 		}
