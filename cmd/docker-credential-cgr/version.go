@@ -33,17 +33,13 @@ func describeBuild(version, commit, date string, bi *debug.BuildInfo) string {
 			if bi.Main.Version != "" {
 				version = bi.Main.Version
 			}
+			vcs := map[string]string{}
 			for _, s := range bi.Settings {
-				switch s.Key {
-				case "vcs.revision":
-					commit = s.Value
-				case "vcs.time":
-					date = s.Value
-				case "vcs.modified":
-					// go 1.24+ already ends the version with +dirty.
-					modified = s.Value == "true" && !strings.HasSuffix(version, "+dirty")
-				}
+				vcs[s.Key] = s.Value
 			}
+			commit, date = vcs["vcs.revision"], vcs["vcs.time"]
+			// go 1.24+ already ends the version with +dirty.
+			modified = vcs["vcs.modified"] == "true" && !strings.HasSuffix(version, "+dirty")
 		}
 	}
 	var parts []string
