@@ -2,8 +2,14 @@
 # machine with Go installed; `make e2e` also needs the packages .ci/run installs.
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# What `version` prints for make build: git describe (a tag, or the short
+# commit when there is none; -dirty for uncommitted changes), the full
+# commit, and the commit's time. Without git all three are empty and the
+# binary falls back to what go recorded (cmd/docker-credential-cgr/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN     := bin/docker-credential-cgr
 
 # golangci-lint, pinned: .ci/run installs exactly this version.
