@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
@@ -15,9 +14,6 @@ import (
 	"github.com/cgr-helper/docker-credential-cgr/pkg/dockerconfig"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
-
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
-var version string
 
 func main() {
 	credentials.Name = "docker-credential-cgr"
@@ -93,16 +89,6 @@ func newHelper() (*creds.Helper, error) {
 		return nil, err
 	}
 	return creds.New(cfg, creds.WithVersion(credentials.Version))
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version // "v1.2.3" from go install, "(devel)" from a checkout
-	}
-	return "(devel)"
 }
 
 // broken is the helper when the configuration cannot work.
