@@ -103,7 +103,7 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return fail(1, "the helper serves only wildcards (%s), and docker matches credHelpers by exact host: give --registry for each host you pull from", strings.Join(cfg.Registries, ", "))
 	}
 	for _, r := range extra {
-		if !serves(cfg.Registries, r) {
+		if !creds.Serves(cfg.Registries, r) {
 			s.registries = append(s.registries, r)
 		}
 	}
@@ -203,7 +203,7 @@ func servedHosts(served, extra []string) ([]string, []string) {
 	}
 	defaults := strings.Split(creds.DefaultRegistry, ",")
 	for _, p := range served {
-		if !strings.HasPrefix(p, "*") || slices.Contains(defaults, p) || slices.ContainsFunc(hosts, func(h string) bool { return serves([]string{p}, h) }) {
+		if !strings.HasPrefix(p, "*") || slices.Contains(defaults, p) || slices.ContainsFunc(hosts, func(h string) bool { return creds.Serves([]string{p}, h) }) {
 			continue
 		}
 		notes = append(notes, fmt.Sprintf("the helper serves %s, but docker matches credHelpers by exact host, so no entry is written for it: give --registry for each host under it that you pull from", p))
