@@ -2,8 +2,14 @@
 # machine with Go installed; `make e2e` also needs the packages .ci/run installs.
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# What `version` prints for make build: git describe (a tag, or the short
+# commit when there is none; -dirty for uncommitted changes), the full
+# commit, and the commit's time. Without git all three are empty and the
+# binary falls back to what go recorded (cmd/docker-credential-cgr/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN     := bin/docker-credential-cgr
 
 # golangci-lint, pinned: .ci/run installs exactly this version.
@@ -12,6 +18,10 @@ GOLANGCI_LINT_PKG     := github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 GOLANGCI_LINT         ?= golangci-lint
 # Where go install puts it, on PATH for the lint recipes.
 LINT_PATH             = PATH="$$($(GO) env GOPATH | cut -d: -f1)/bin:$$PATH"; export PATH
+
+# goreleaser, pinned like golangci-lint: release-snapshot installs exactly this version.
+GORELEASER_VERSION := v2.15.1
+GORELEASER_PKG     := github.com/goreleaser/goreleaser/v2
 
 .PHONY: build test demo lint fuzz bench clean
 
@@ -36,7 +46,7 @@ demo: build
 	$(GO) run ./internal/demo -helper $(BIN)
 
 ## lint: no executable tracked in git (.ci/check-tracked), gofmt, go vet (also for windows and
-## darwin, and with the e2e tag), then golangci-lint at the pinned version with .golangci.yml.
+## darwin, and with the e2e, e2ekubelet and release tags), then golangci-lint at the pinned version with .golangci.yml.
 ## .ci/run installs golangci-lint; elsewhere, `make lint` says how.
 lint:
 	.ci/check-tracked
@@ -44,6 +54,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/
 	$(GO) vet -tags e2ekubelet ./test/cluster/
+	$(GO) vet -tags release ./test/release/
 	GOOS=windows $(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
 	@$(LINT_PATH); v=$$($(GOLANGCI_LINT) version --short 2>/dev/null) || { \
@@ -103,5 +114,40 @@ e2e-kubelet: build
 	CGR_KUBE_BIN="$(KUBE_CACHE)" CGR_E2E_HELPER="$(CURDIR)/$(BIN)" \
 		$(GO) test -tags e2ekubelet -count=1 -v -timeout 25m ./test/cluster/
 
+## release-snapshot: what a release would publish, built locally into dist/ (.goreleaser.yaml):
+## six archives and checksums.txt, versioned like 0.0.1-SNAPSHOT-<commit>[-dirty], never
+## published. Installs goreleaser $(GORELEASER_VERSION) with go install when it is missing or
+## another version (the only network use, through the module proxy); the build itself runs with
+## GOPROXY=off, so it uses only modules already downloaded (go mod download first). In a
+## checkout with no git remote (a local clone, a worktree) goreleaser's snapshot would drop every
+## git fact (commit "none", no date), so git's environment config names the project's URL for
+## that run only: nothing is written, and ls-remote --get-url makes no connection.
+.PHONY: release-snapshot release-check release-test goreleaser
+release-snapshot: goreleaser
+	$(GO) mod download
+	@$(LINT_PATH); \
+	if [ -z "$$(git remote)" ]; then \
+		export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/cgr-helper/docker-credential-cgr.git; fi; \
+	set -x; GOPROXY=off goreleaser release --snapshot --clean
+
+## release-check: goreleaser's own validation of .goreleaser.yaml (a deprecated field fails too)
+release-check: goreleaser
+	@$(LINT_PATH); set -x; goreleaser check
+
+## release-test: test/release (build tag release) checks what release-snapshot left in dist/:
+## checksums.txt and the six archives under the README's names, each holding the binary, README,
+## LICENSE and docs as in the tree, dated at the commit; every binary built as .goreleaser.yaml
+## says; the linux/amd64 binary's `version` and a `get` against the sandbox; and no build output
+## tracked in git. Seconds; run make release-snapshot first.
+release-test:
+	$(GO) test -tags release -count=1 -v ./test/release/
+
+# goreleaser installs the pinned goreleaser into GOPATH/bin unless it is already there.
+goreleaser:
+	@$(LINT_PATH); v=$$(goreleaser --version 2>/dev/null | sed -n 's/^GitVersion: *//p'); \
+	if [ "$$v" = "$(GORELEASER_VERSION)" ]; then echo "goreleaser $(GORELEASER_VERSION) already installed"; exit 0; fi; \
+	echo "goreleaser is $${v:-missing}; installing $(GORELEASER_VERSION) (compiling it takes minutes)"; \
+	set -x; GOBIN="$$($(GO) env GOPATH | cut -d: -f1)/bin" $(GO) install $(GORELEASER_PKG)@$(GORELEASER_VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

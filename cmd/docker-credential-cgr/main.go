@@ -5,8 +5,8 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
@@ -15,45 +15,72 @@ import (
 	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
-var version string
-
 func main() {
 	credentials.Name = "docker-credential-cgr"
 	credentials.Package = "github.com/cgr-helper/docker-credential-cgr"
 	credentials.Version = buildVersion()
 
-	// Our own subcommands first: credentials.Serve owns argv and the
-	// docker protocol's output rules (errors on stdout, exit 1).
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "kubelet":
-			h, err := newHelper()
-			exitOn(err)
-			os.Exit(kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr))
-		case "configure-docker":
-			os.Exit(dockerconfig.Run(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
-		case "configure-kubelet":
-			// Flags and environment only: never the invoking user's
-			// config file, which is theirs and not every node's.
-			os.Exit(kubelet.RunConfigure(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	if len(os.Args) < 2 {
+		// A person, not a client: every client names an action. The exit
+		// status stays the protocol's for a missing action.
+		writeHelp(os.Stdout, os.Getenv)
+		os.Exit(1)
+	}
+	os.Exit(dispatch(os.Args[1], os.Args[2:]))
+}
+
+// dispatch runs cmd: help and our own subcommands here, the docker
+// protocol's actions through credentials.Serve, which owns argv and the
+// protocol's output rules (errors on stdout, exit 1). Help is answered
+// before any configuration is loaded, so it works when that is broken.
+func dispatch(cmd string, args []string) int {
+	switch cmd {
+	case "help", "--help", "-h":
+		if len(args) == 0 || args[0] == "help" || askedForHelp(args[:1]) {
+			writeHelp(os.Stdout, os.Getenv)
+			return 0
 		}
+		if !isCommand(args[0]) {
+			fmt.Fprintf(os.Stderr, "%s: no command %q; the commands are listed by %s --help\n", credentials.Name, args[0], credentials.Name)
+			return 2
+		}
+		return dispatch(args[0], []string{"--help"})
+	case "kubelet":
+		if askedForHelp(args) {
+			writeKubeletHelp(os.Stdout)
+			return 0
+		}
+		if fi, err := os.Stdin.Stat(); err == nil && interactive(fi) {
+			// The kubelet always pipes a request in; a person at a
+			// terminal would otherwise wait on a read that never ends.
+			writeKubeletTerminal(os.Stderr)
+			return 2
+		}
+		h, err := newHelper()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
+			return 1
+		}
+		return kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr)
+	case "configure-docker":
+		return dockerconfig.Run(args, os.Getenv, os.Stdout, os.Stderr)
+	case "configure-kubelet":
+		// Flags and environment only: never the invoking user's
+		// config file, which is theirs and not every node's.
+		return kubelet.RunConfigure(args, os.Getenv, os.Stdout, os.Stderr)
+	}
+	if text, ok := actionHelp[cmd]; ok && askedForHelp(args) {
+		_, _ = io.WriteString(os.Stdout, text)
+		return 0
 	}
 	if h, err := newHelper(); err == nil {
 		credentials.Serve(h)
 	} else {
 		// Answer every request with the configuration error, so that
-		// version and help still work.
+		// version still works.
 		credentials.Serve(broken{err})
 	}
-}
-
-// exitOn ends one of our own subcommands on err, with the reason on stderr.
-func exitOn(err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", credentials.Name, err)
-		os.Exit(1)
-	}
+	return 0 // Serve exits on failure
 }
 
 func newHelper() (*creds.Helper, error) {
@@ -62,16 +89,6 @@ func newHelper() (*creds.Helper, error) {
 		return nil, err
 	}
 	return creds.New(cfg, creds.WithVersion(credentials.Version))
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version // "v1.2.3" from go install, "(devel)" from a checkout
-	}
-	return "(devel)"
 }
 
 // broken is the helper when the configuration cannot work.

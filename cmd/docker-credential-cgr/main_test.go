@@ -46,7 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// world is one sandbox plus the environment the binary runs in.
+// world is one sandbox plus the environment the binary runs in. The binary
+// sees env only, never this process's environment, so each test builds its
+// own world and runs in parallel with the others.
 type world struct {
 	t       *testing.T
 	sb      *sandbox.Sandbox
@@ -150,6 +152,7 @@ func (w *world) get(serverURL string) string {
 }
 
 func TestGetServerURLVariants(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 	first := w.get(host)
@@ -160,6 +163,7 @@ func TestGetServerURLVariants(t *testing.T) {
 }
 
 func TestGetOtherRegistryIsNotFound(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// notFound checks the protocol's not-found answer without printing
 	// stdout when it is not: a wrong answer may hold a token.
@@ -191,6 +195,7 @@ func TestGetOtherRegistryIsNotFound(t *testing.T) {
 }
 
 func TestStoreEraseList(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 	creds := func(u string) string {
@@ -220,12 +225,14 @@ func TestStoreEraseList(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	r := w.run("", "version")
 	assert.Equal(t, result{stdout: "docker-credential-cgr (github.com/cgr-helper/docker-credential-cgr) " + testVersion + "\n"}, r)
 }
 
 func TestCacheHitMakesNoExchange(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 	a := w.get(host)
@@ -246,6 +253,7 @@ func TestCacheHitMakesNoExchange(t *testing.T) {
 }
 
 func TestTokensInsideTheMarginAreNotReused(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.sb.STS.SetTokenLifetime(4 * time.Minute) // under the 5-minute margin
 	host := w.sb.Registry.Host()
@@ -256,6 +264,7 @@ func TestTokensInsideTheMarginAreNotReused(t *testing.T) {
 }
 
 func TestParallelColdGetsMakeOneExchange(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 	const n = 32
@@ -272,6 +281,7 @@ func TestParallelColdGetsMakeOneExchange(t *testing.T) {
 }
 
 func TestCorruptCacheEntryIsReplaced(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 	w.get(host)
@@ -287,6 +297,7 @@ func TestCorruptCacheEntryIsReplaced(t *testing.T) {
 }
 
 func TestUnwritableCacheFolderStillAnswers(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	blocker := filepath.Join(w.dir, "not-a-folder")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
@@ -299,6 +310,7 @@ func TestUnwritableCacheFolderStillAnswers(t *testing.T) {
 }
 
 func TestSTSTransientFailuresAreRetried(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.sb.STS.InjectFaults(
 		sandbox.Fault{Status: 503, Message: "try later"},
@@ -310,6 +322,7 @@ func TestSTSTransientFailuresAreRetried(t *testing.T) {
 }
 
 func TestSTSRejectionShowsTheServersMessage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: "the identity does not trust this token's subject"})
 	r := w.run(w.sb.Registry.Host(), "get")
@@ -322,6 +335,7 @@ func TestSTSRejectionShowsTheServersMessage(t *testing.T) {
 }
 
 func TestSTSUnknownIdentity(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.env["CHAINGUARD_IDENTITY"] = "no-such-identity"
 	r := w.run(w.sb.Registry.Host(), "get")
@@ -331,6 +345,7 @@ func TestSTSUnknownIdentity(t *testing.T) {
 }
 
 func TestSTSGarbage200(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.sb.STS.InjectFaults(sandbox.Fault{Status: 200, Body: "<html>captive portal</html>"})
 	r := w.run(w.sb.Registry.Host(), "get")
@@ -341,6 +356,7 @@ func TestSTSGarbage200(t *testing.T) {
 }
 
 func TestSTSUnreachable(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.env["CHAINGUARD_ISSUER"] = "http://127.0.0.1:1"
 	r := w.run(w.sb.Registry.Host(), "get")
@@ -349,6 +365,7 @@ func TestSTSUnreachable(t *testing.T) {
 }
 
 func TestAmbientTokenProblems(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	host := w.sb.Registry.Host()
 
@@ -405,6 +422,7 @@ func TestAmbientTokenProblems(t *testing.T) {
 }
 
 func TestGitHubActionsAmbientToken(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	delete(w.env, "CHAINGUARD_IDENTITY_TOKEN")
 	if _, err := os.Stat("/var/run/chainguard/oidc/oidc-token"); err == nil {
@@ -427,6 +445,7 @@ func TestGitHubActionsAmbientToken(t *testing.T) {
 }
 
 func TestDebugLogsNeverCarryTokens(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.env["CHAINGUARD_DEBUG"] = "true"
 	host := w.sb.Registry.Host()
@@ -448,6 +467,7 @@ func TestDebugLogsNeverCarryTokens(t *testing.T) {
 }
 
 func TestBadConfigIsReportedButVersionWorks(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.env["CHAINGUARD_ISSUER"] = "http://sts.example.com"
 	r := w.run(w.sb.Registry.Host(), "get")
@@ -458,6 +478,7 @@ func TestBadConfigIsReportedButVersionWorks(t *testing.T) {
 	assert.Equal(t, 0, r.code)
 }
 
+// Not parallel: it sets the package variable version.
 func TestBuildVersion(t *testing.T) {
 	saved := version
 	defer func() { version = saved }()
@@ -469,6 +490,7 @@ func TestBuildVersion(t *testing.T) {
 }
 
 func TestKubeletSubcommand(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	req := fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"%s/chainguard/static:latest"}`, w.sb.Registry.Host())
 	r := w.run(req, "kubelet")
@@ -504,6 +526,7 @@ func TestKubeletSubcommand(t *testing.T) {
 }
 
 func TestConfigureKubeletSubcommand(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	r := w.run("", "configure-kubelet", "--mode", "service-account")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -534,6 +557,7 @@ func TestConfigureKubeletSubcommand(t *testing.T) {
 // config for every node from flags and environment only, even when that
 // file sets everything (or is broken).
 func TestConfigureKubeletIgnoresThePersonalConfigFile(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	dir := filepath.Join(w.env["HOME"], ".config", "docker-credential-cgr")
 	require.NoError(t, os.MkdirAll(dir, 0o700))

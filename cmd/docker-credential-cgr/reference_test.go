@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cgr-helper/docker-credential-cgr/pkg/dockerconfig"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
@@ -116,9 +117,9 @@ func envNames(t *testing.T, dirs ...string) map[string]bool {
 func TestReferenceListsEveryEnvironmentVariable(t *testing.T) {
 	t.Parallel()
 	ref := readReference(t)
-	names := envNames(t, repoRoot+"/pkg/creds", repoRoot+"/pkg/kubelet", ".")
+	names := envNames(t, repoRoot+"/pkg/creds", repoRoot+"/pkg/kubelet", repoRoot+"/pkg/dockerconfig", ".")
 	// The scan must see what the code is known to read, or it proves nothing.
-	for _, known := range []string{"CHAINGUARD_IDENTITY", "CHAINGUARD_NO_CACHE", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "XDG_CONFIG_HOME"} {
+	for _, known := range []string{"CHAINGUARD_IDENTITY", "CHAINGUARD_NO_CACHE", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "XDG_CONFIG_HOME", "DOCKER_CONFIG"} {
 		require.True(t, names[known], "the scan finds %s", known)
 	}
 	for name := range names {
@@ -131,6 +132,15 @@ func TestReferenceListsEveryEnvironmentVariable(t *testing.T) {
 func TestReferenceListsEveryConfigKey(t *testing.T) {
 	t.Parallel()
 	ref := section(t, readReference(t), "Configuration")
+	for _, key := range configKeys(t) {
+		assert.Contains(t, ref, "`"+key+"`", "docs/reference.md lists the config key %s", key)
+	}
+}
+
+// configKeys are the config file's keys: the json tags of pkg/creds'
+// fileConfig, in order.
+func configKeys(t *testing.T) []string {
+	t.Helper()
 	var keys []string
 	for _, f := range parseDir(t, repoRoot+"/pkg/creds") {
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -148,9 +158,7 @@ func TestReferenceListsEveryConfigKey(t *testing.T) {
 		})
 	}
 	require.NotEmpty(t, keys, "pkg/creds declares the config file as fileConfig")
-	for _, key := range keys {
-		assert.Contains(t, ref, "`"+key+"`", "docs/reference.md lists the config key %s", key)
-	}
+	return keys
 }
 
 // TestReferenceListsEveryConfigureKubeletFlag reads the flags from
@@ -160,10 +168,27 @@ func TestReferenceListsEveryConfigureKubeletFlag(t *testing.T) {
 	ref := section(t, readReference(t), "Commands")
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 0, kubelet.RunConfigure([]string{"--help"}, func(string) string { return "" }, &stdout, &stderr))
-	flags := regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`).FindAllStringSubmatch(stderr.String(), -1)
-	require.GreaterOrEqual(t, len(flags), 3, "--help lists the flags:\n%s", stderr.String())
+	flags := regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`).FindAllStringSubmatch(stdout.String(), -1)
+	require.GreaterOrEqual(t, len(flags), 3, "--help lists the flags:\n%s", stdout.String())
 	for _, m := range flags {
 		assert.Contains(t, ref, "`--"+m[1]+"`", "docs/reference.md lists configure-kubelet --%s", m[1])
+	}
+}
+
+// TestReferenceListsEveryConfigureDockerFlag reads the flags from
+// configure-docker's own --help.
+func TestReferenceListsEveryConfigureDockerFlag(t *testing.T) {
+	t.Parallel()
+	ref := section(t, readReference(t), "Commands")
+	_, ref, ok := strings.Cut(ref, "\n### configure-docker\n")
+	require.True(t, ok, "the reference has a configure-docker section")
+	ref, _, _ = strings.Cut(ref, "\n### ")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, dockerconfig.Run([]string{"--help"}, func(string) string { return "" }, &stdout, &stderr))
+	flags := regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`).FindAllStringSubmatch(stdout.String(), -1)
+	require.GreaterOrEqual(t, len(flags), 5, "--help lists the flags:\n%s", stdout.String())
+	for _, m := range flags {
+		assert.Contains(t, ref, "`--"+m[1]+"`", "docs/reference.md lists configure-docker --%s", m[1])
 	}
 }
 

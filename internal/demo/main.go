@@ -41,12 +41,9 @@ func main() {
 func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 
 func run(helper string) error {
-	helper, err := filepath.Abs(helper)
+	helper, err := findHelper(helper)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(helper); err != nil {
-		return fmt.Errorf("%w; build it first with `make build`", err)
 	}
 	work, err := os.MkdirTemp("", "cgr-demo-")
 	if err != nil {
@@ -65,44 +62,103 @@ func run(helper string) error {
 	}
 	defer sb.Close()
 	fmt.Printf("    issuer   %s\n    STS      %s\n    registry %s (token realm %s/token)\n", sb.Issuer.URL(), sb.STS.URL(), sb.Registry.Host(), sb.Registry.URL())
-	ref := sb.Registry.Host() + "/chainguard/static:latest"
-	pushed, err := sb.Registry.PushRandomImage("chainguard/static", "latest")
+	ref, pushed, err := pushImage(sb)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("    pushed   %s@%s\n", ref, pushed)
 
 	step("the pod's projected service-account token (audience %s)", sandbox.EnforceAudience)
-	ambient, err := sb.Issuer.MintServiceAccountToken("demo", "puller")
+	tokenFile, err := writeAmbientToken(sb, work)
 	if err != nil {
-		return err
-	}
-	tokenFile := filepath.Join(work, "oidc-token") // stands in for /var/run/chainguard/oidc/oidc-token
-	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
-		return err
-	}
-	if err := printClaims(ambient); err != nil {
 		return err
 	}
 
 	step("configuring docker: credHelpers points %s at docker-credential-cgr", sb.Registry.Host())
-	binDir := filepath.Join(work, "bin")
-	dockerConfig := filepath.Join(work, "docker")
+	binDir, dockerConfig, err := installHelper(helper, work, sb.Registry.Host())
+	if err != nil {
+		return err
+	}
+	if err := exportHelperEnv(sb, work, binDir, dockerConfig, tokenFile); err != nil {
+		return err
+	}
+
+	step("control: an anonymous pull is refused")
+	if err := checkAnonymousRefused(ref); err != nil {
+		return err
+	}
+
+	step("pull 1: go-containerregistry's DefaultKeychain runs docker-credential-cgr get")
+	if err := pullAndCheck(sb, ref, pushed, 1); err != nil {
+		return err
+	}
+
+	step("pull 2: the helper answers from its cache, no exchange")
+	return pullAndCheck(sb, ref, pushed, 1)
+}
+
+// findHelper is the helper's absolute path, once it is known to exist.
+func findHelper(helper string) (string, error) {
+	abs, err := filepath.Abs(helper)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("%w; build it first with `make build`", err)
+	}
+	return abs, nil
+}
+
+// pushImage pushes one random image to the sandbox registry and returns its
+// reference and digest.
+func pushImage(sb *sandbox.Sandbox) (ref, digest string, err error) {
+	ref = sb.Registry.Host() + "/chainguard/static:latest"
+	digest, err = sb.Registry.PushRandomImage("chainguard/static", "latest")
+	if err != nil {
+		return "", "", err
+	}
+	fmt.Printf("    pushed   %s@%s\n", ref, digest)
+	return ref, digest, nil
+}
+
+// writeAmbientToken mints the pod's service-account token, writes it where
+// the helper will read it and prints its claims; it returns the file.
+func writeAmbientToken(sb *sandbox.Sandbox, work string) (string, error) {
+	ambient, err := sb.Issuer.MintServiceAccountToken("demo", "puller")
+	if err != nil {
+		return "", err
+	}
+	tokenFile := filepath.Join(work, "oidc-token") // stands in for /var/run/chainguard/oidc/oidc-token
+	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
+		return "", err
+	}
+	return tokenFile, printClaims(ambient)
+}
+
+// installHelper links the helper into a folder for PATH and writes a docker
+// config whose credHelpers sends host to it, as a user would.
+func installHelper(helper, work, host string) (binDir, dockerConfig string, err error) {
+	binDir = filepath.Join(work, "bin")
+	dockerConfig = filepath.Join(work, "docker")
 	for _, d := range []string{binDir, dockerConfig} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
+			return "", "", err
 		}
 	}
 	if err := os.Symlink(helper, filepath.Join(binDir, "docker-credential-cgr")); err != nil {
-		return err
+		return "", "", err
 	}
-	cfg, _ := json.MarshalIndent(map[string]any{"credHelpers": map[string]string{sb.Registry.Host(): "cgr"}}, "    ", "  ")
+	cfg, _ := json.MarshalIndent(map[string]any{"credHelpers": map[string]string{host: "cgr"}}, "    ", "  ")
 	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), cfg, 0o600); err != nil {
-		return err
+		return "", "", err
 	}
 	fmt.Printf("    %s/config.json:\n    %s\n", dockerConfig, cfg)
-	// The helper is a child process and inherits this environment, exactly
-	// as it would inherit a pod's or a CI job's.
+	return binDir, dockerConfig, nil
+}
+
+// exportHelperEnv sets this process's environment for the helper and prints
+// its CHAINGUARD_ variables. The helper is a child process and inherits this
+// environment, exactly as it would inherit a pod's or a CI job's.
+func exportHelperEnv(sb *sandbox.Sandbox, work, binDir, dockerConfig, tokenFile string) error {
 	env := map[string]string{
 		"PATH":                      binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"HOME":                      filepath.Join(work, "home"),
@@ -121,23 +177,17 @@ func run(helper string) error {
 			fmt.Printf("    %s=%s\n", k, env[k])
 		}
 	}
+	return nil
+}
 
-	step("control: an anonymous pull is refused")
-	_, err = pull(ref, authn.Anonymous)
+// checkAnonymousRefused is the control: without the helper the registry
+// must refuse the pull, or the pulls below prove nothing.
+func checkAnonymousRefused(ref string) error {
+	_, err := pull(ref, authn.Anonymous)
 	if err == nil {
 		return errors.New("the registry let an anonymous client pull; the sandbox is not protecting it")
 	}
 	fmt.Printf("    refused: %s\n", firstLine(err))
-
-	step("pull 1: go-containerregistry's DefaultKeychain runs docker-credential-cgr get")
-	if err := pullAndCheck(sb, ref, pushed, 1); err != nil {
-		return err
-	}
-
-	step("pull 2: the helper answers from its cache, no exchange")
-	if err := pullAndCheck(sb, ref, pushed, 1); err != nil {
-		return err
-	}
 	return nil
 }
 

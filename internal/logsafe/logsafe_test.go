@@ -8,6 +8,7 @@ import (
 )
 
 func TestQuoteIsOneCappedLine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"cgr.dev", `"cgr.dev"`},
 		{"a\nb", `"a\nb"`},
@@ -25,6 +26,7 @@ func TestQuoteIsOneCappedLine(t *testing.T) {
 }
 
 func TestShapeShowsNoContent(t *testing.T) {
+	t.Parallel()
 	secret := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
 	for _, v := range []string{secret, `"` + secret + `"`, "Bearer " + secret, " " + secret + "\n", secret + "x"} {
 		s := Shape(v)

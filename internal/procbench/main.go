@@ -81,69 +81,122 @@ func run(helper string, pairs int) error {
 		}
 	}()
 
-	baseline, err := buildBaseline(work, "baseline", baselineSrc)
+	bases, err := buildBaselines(work)
 	if err != nil {
 		return err
 	}
-	withHTTP, err := buildBaseline(work, "nethttp", netHTTPSrc)
-	if err != nil {
-		return err
-	}
-	withHTTPSJWT, err := buildBaseline(work, "httpsjwt", httpsJWTSrc)
-	if err != nil {
-		return err
-	}
-
 	sb, err := sandbox.Start()
 	if err != nil {
 		return err
 	}
 	defer sb.Close()
-	ambient, err := sb.Issuer.MintServiceAccountToken("bench", "puller")
+	h, err := newHelperRuns(sb, helper, work)
 	if err != nil {
 		return err
 	}
-	tokenFile := filepath.Join(work, "oidc-token")
-	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
+
+	printMachine(helper)
+	if err := parallelColdGets(sb, h); err != nil {
 		return err
 	}
+	small, err := onlyCacheEntry(h.cacheDir) // the baselines read the very file the cached get reads
+	if err != nil {
+		return err
+	}
+	before := sb.STS.Requests()
+	t, err := timePairs(h, bases, small, pairs)
+	if err != nil {
+		return err
+	}
+	if n := sb.STS.Requests() - before; n != 0 {
+		return fmt.Errorf("the cached gets made %d STS requests; the cache is not being hit", n)
+	}
+	t.print(pairs)
+	return nil
+}
+
+// baselines are the built baseline binaries, one per variant.
+type baselines struct{ plain, netHTTP, httpsJWT string }
+
+func buildBaselines(work string) (baselines, error) {
+	var b baselines
+	var err error
+	if b.plain, err = buildBaseline(work, "baseline", baselineSrc); err != nil {
+		return b, err
+	}
+	if b.netHTTP, err = buildBaseline(work, "nethttp", netHTTPSrc); err != nil {
+		return b, err
+	}
+	b.httpsJWT, err = buildBaseline(work, "httpsjwt", httpsJWTSrc)
+	return b, err
+}
+
+// helperRuns makes the helper's commands, each a fresh process with the
+// sandbox's environment, as docker and the kubelet start it.
+type helperRuns struct {
+	bin, host, cacheDir string
+	env                 []string
+}
+
+// newHelperRuns mints the ambient token into work and sets the environment
+// that points the helper at the sandbox.
+func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error) {
+	ambient, err := sb.Issuer.MintServiceAccountToken("bench", "puller")
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(work, "oidc-token")
+	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
+		return nil, err
+	}
 	cacheDir := filepath.Join(work, "cache")
-	env := []string{
-		"HOME=" + work,
-		"CHAINGUARD_ISSUER=" + sb.STS.URL(),
-		"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
-		"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
-		"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
-		"CHAINGUARD_CACHE_DIR=" + cacheDir,
-	}
-	get := func() *exec.Cmd {
-		c := exec.Command(helper, "get")
-		c.Env = env
-		c.Stdin = strings.NewReader(sb.Registry.Host())
-		return c
-	}
+	return &helperRuns{
+		bin:      helper,
+		host:     sb.Registry.Host(),
+		cacheDir: cacheDir,
+		env: []string{
+			"HOME=" + work,
+			"CHAINGUARD_ISSUER=" + sb.STS.URL(),
+			"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
+			"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
+			"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
+			"CHAINGUARD_CACHE_DIR=" + cacheDir,
+		},
+	}, nil
+}
 
-	kubelet := func() *exec.Cmd {
-		c := exec.Command(helper, "kubelet")
-		c.Env = env
-		c.Stdin = strings.NewReader(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"` +
-			sb.Registry.Host() + `/chainguard/static:latest"}`)
-		return c
-	}
+func (h *helperRuns) get() *exec.Cmd {
+	c := exec.Command(h.bin, "get")
+	c.Env = h.env
+	c.Stdin = strings.NewReader(h.host)
+	return c
+}
 
+func (h *helperRuns) kubelet() *exec.Cmd {
+	c := exec.Command(h.bin, "kubelet")
+	c.Env = h.env
+	c.Stdin = strings.NewReader(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"` +
+		h.host + `/chainguard/static:latest"}`)
+	return c
+}
+
+func printMachine(helper string) {
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	if fi, err := os.Stat(helper); err == nil {
 		fmt.Printf("binary size (%s): %.2f MiB (%d bytes)\n", filepath.Base(helper), float64(fi.Size())/(1<<20), fi.Size())
 	}
+}
 
-	// 32 parallel cold gets.
+// parallelColdGets runs 32 gets at once against an empty cache and reports
+// how many exchanges they cost; every get must answer with a credential.
+func parallelColdGets(sb *sandbox.Sandbox, h *helperRuns) error {
 	var wg sync.WaitGroup
 	fails := 0
 	var mu sync.Mutex
 	t0 := time.Now()
 	for range 32 {
 		wg.Go(func() {
-			if out, err := get().Output(); err != nil || !strings.Contains(string(out), `"Username":"_token"`) {
+			if out, err := h.get().Output(); err != nil || !strings.Contains(string(out), `"Username":"_token"`) {
 				mu.Lock()
 				fails++
 				mu.Unlock()
@@ -156,59 +209,77 @@ func run(helper string, pairs int) error {
 	if fails > 0 {
 		return fmt.Errorf("%d of the parallel gets failed", fails)
 	}
+	return nil
+}
 
+// onlyCacheEntry is the one file the cold gets left in the cache.
+func onlyCacheEntry(cacheDir string) (string, error) {
 	entries, err := filepath.Glob(filepath.Join(cacheDir, "*.json"))
 	if err != nil {
-		return fmt.Errorf("listing the cache entries: %w", err)
+		return "", fmt.Errorf("listing the cache entries: %w", err)
 	}
 	if len(entries) != 1 {
-		return fmt.Errorf("want one cache entry, found %d", len(entries))
+		return "", fmt.Errorf("want one cache entry, found %d", len(entries))
 	}
-	small := entries[0] // the baselines read the very file the cached get reads
+	return entries[0], nil
+}
 
-	before := sb.STS.Requests()
-	var tGet, tBase, tHTTP, tJWT, tKubelet, ratios, ratiosHTTP, ratiosJWT, ratiosKubelet []float64
+// timings are wall times in milliseconds, one per pair, index i of each
+// slice from the same pair.
+type timings struct{ get, kubelet, base, netHTTP, httpsJWT []float64 }
+
+// timePairs runs each binary once per pair, alternating, so that drift in
+// the machine's load hits all of them alike.
+func timePairs(h *helperRuns, b baselines, small string, pairs int) (timings, error) {
+	var t timings
 	for range pairs {
-		g, err := timeRun(get())
+		g, err := timeRun(h.get())
 		if err != nil {
-			return fmt.Errorf("cached get: %w", err)
+			return t, fmt.Errorf("cached get: %w", err)
 		}
-		b, err := timeRun(exec.Command(baseline, small))
+		base, err := timeRun(exec.Command(b.plain, small))
 		if err != nil {
-			return err
+			return t, err
 		}
-		h, err := timeRun(exec.Command(withHTTP, small))
+		nh, err := timeRun(exec.Command(b.netHTTP, small))
 		if err != nil {
-			return err
+			return t, err
 		}
-		j, err := timeRun(exec.Command(withHTTPSJWT, small))
+		j, err := timeRun(exec.Command(b.httpsJWT, small))
 		if err != nil {
-			return err
+			return t, err
 		}
-		k, err := timeRun(kubelet())
+		k, err := timeRun(h.kubelet())
 		if err != nil {
-			return fmt.Errorf("cached kubelet call: %w", err)
+			return t, fmt.Errorf("cached kubelet call: %w", err)
 		}
-		tGet, tBase, tHTTP, tJWT, tKubelet = append(tGet, g), append(tBase, b), append(tHTTP, h), append(tJWT, j), append(tKubelet, k)
-		ratiosKubelet = append(ratiosKubelet, k/g)
-		ratios = append(ratios, g/b)
-		ratiosHTTP = append(ratiosHTTP, h/b)
-		ratiosJWT = append(ratiosJWT, j/b)
+		t.get, t.base, t.netHTTP, t.httpsJWT, t.kubelet = append(t.get, g), append(t.base, base), append(t.netHTTP, nh), append(t.httpsJWT, j), append(t.kubelet, k)
 	}
-	if n := sb.STS.Requests() - before; n != 0 {
-		return fmt.Errorf("the cached gets made %d STS requests; the cache is not being hit", n)
-	}
+	return t, nil
+}
+
+func (t timings) print(pairs int) {
+	ratios := perPair(t.get, t.base)
 	fmt.Printf("cached get, %d alternating pairs (median wall per process):\n", pairs)
-	fmt.Printf("  docker-credential-cgr get   %.2f ms\n", median(tGet))
-	fmt.Printf("  docker-credential-cgr kubelet %.2f ms\n", median(tKubelet))
-	fmt.Printf("  baseline (read one file)    %.2f ms\n", median(tBase))
-	fmt.Printf("  baseline + net/http linked  %.2f ms\n", median(tHTTP))
-	fmt.Printf("  baseline + HTTPS + jwt      %.2f ms\n", median(tJWT))
+	fmt.Printf("  docker-credential-cgr get   %.2f ms\n", median(t.get))
+	fmt.Printf("  docker-credential-cgr kubelet %.2f ms\n", median(t.kubelet))
+	fmt.Printf("  baseline (read one file)    %.2f ms\n", median(t.base))
+	fmt.Printf("  baseline + net/http linked  %.2f ms\n", median(t.netHTTP))
+	fmt.Printf("  baseline + HTTPS + jwt      %.2f ms\n", median(t.httpsJWT))
 	fmt.Printf("  ratio get/baseline: median %.2fx (p10 %.2fx, p90 %.2fx)\n", median(ratios), pct(ratios, 10), pct(ratios, 90))
-	fmt.Printf("  ratio net/http baseline/baseline: median %.2fx\n", median(ratiosHTTP))
-	fmt.Printf("  ratio HTTPS+jwt baseline/baseline: median %.2fx\n", median(ratiosJWT))
-	fmt.Printf("  ratio kubelet/get: median %.2fx\n", median(ratiosKubelet))
-	return nil
+	fmt.Printf("  ratio net/http baseline/baseline: median %.2fx\n", median(perPair(t.netHTTP, t.base)))
+	fmt.Printf("  ratio HTTPS+jwt baseline/baseline: median %.2fx\n", median(perPair(t.httpsJWT, t.base)))
+	fmt.Printf("  ratio kubelet/get: median %.2fx\n", median(perPair(t.kubelet, t.get)))
+}
+
+// perPair is num[i]/den[i] for each pair i: the ratio within a pair, where
+// both ran under the same load.
+func perPair(num, den []float64) []float64 {
+	r := make([]float64, len(num))
+	for i := range num {
+		r[i] = num[i] / den[i]
+	}
+	return r
 }
 
 func buildBaseline(dir, name, src string) (string, error) {

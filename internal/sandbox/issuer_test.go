@@ -38,6 +38,7 @@ func issuerKeys(t *testing.T, base string) map[string]*rsa.PublicKey {
 }
 
 func TestIssuerDiscoveryAndJWKS(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	assert.Regexp(t, `^http://127\.0\.0\.1:\d+$`, iss.URL())
 
@@ -81,6 +82,7 @@ func TestIssuerDiscoveryAndJWKS(t *testing.T) {
 }
 
 func TestMintServiceAccountTokenClaims(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	before := time.Now().Truncate(time.Second)
 	tok, err := iss.MintServiceAccountToken("build", "builder")
@@ -129,6 +131,7 @@ func TestMintServiceAccountTokenClaims(t *testing.T) {
 }
 
 func TestMintServiceAccountTokenOptions(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	tok, err := iss.MintServiceAccountToken("ns", "sa",
@@ -147,6 +150,7 @@ func TestMintServiceAccountTokenOptions(t *testing.T) {
 }
 
 func TestIssuerRotateKeyKeepsOldKeys(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	old, err := iss.MintServiceAccountToken("ns", "sa")
 	require.NoError(t, err)
@@ -163,6 +167,7 @@ func TestIssuerRotateKeyKeepsOldKeys(t *testing.T) {
 }
 
 func TestActionsTokenEndpoint(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	assert.Equal(t, iss.URL()+"/actions/token?api-version=2.0", iss.ActionsRequestURL())
 	assert.Len(t, iss.ActionsRequestToken(), 64)

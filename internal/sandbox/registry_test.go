@@ -43,6 +43,7 @@ func requireStatus(t *testing.T, err error, status int) {
 }
 
 func TestRegistryTokenDanceWithGoContainerRegistry(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	assert.Regexp(t, `^127\.0\.0\.1:\d+$`, sb.Registry.Host())
 	assert.Equal(t, "http://"+sb.Registry.Host(), sb.Registry.URL())
@@ -58,6 +59,7 @@ func TestRegistryTokenDanceWithGoContainerRegistry(t *testing.T) {
 }
 
 func TestRegistryRefusals(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	_, err := sb.Registry.PushRandomImage("chainguard/static", "latest")
 	require.NoError(t, err)
@@ -89,6 +91,7 @@ func TestRegistryRefusals(t *testing.T) {
 }
 
 func TestRegistryChallenge(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	realm := fmt.Sprintf(`Bearer realm="%s/token",service="cgr.dev"`, sb.Registry.URL())
 	for path, want := range map[string]string{
@@ -123,6 +126,7 @@ func realmToken(t *testing.T, sb *Sandbox, user, pass string, scopes ...string) 
 }
 
 func TestRealmTokenIsDistributionCompatible(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	before := time.Now().Truncate(time.Second)
 	r := realmToken(t, sb, "_token", exchangeSA(t, sb, "build", "builder"),
@@ -175,6 +179,7 @@ func TestRealmTokenIsDistributionCompatible(t *testing.T) {
 }
 
 func TestRealmRefusals(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	good := exchangeSA(t, sb, "build", "builder")
 	for _, tc := range []struct{ name, user, pass string }{
@@ -202,6 +207,7 @@ func TestRealmRefusals(t *testing.T) {
 }
 
 func TestRealmOAuthPasswordGrant(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	good := exchangeSA(t, sb, "build", "builder")
 	post := func(form url.Values) response {
@@ -219,6 +225,7 @@ func TestRealmOAuthPasswordGrant(t *testing.T) {
 }
 
 func TestRealmTokenScopeIsEnforced(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	_, err := sb.Registry.PushRandomImage("a", "latest")
 	require.NoError(t, err)
@@ -262,6 +269,7 @@ func TestRealmTokenScopeIsEnforced(t *testing.T) {
 }
 
 func TestRegistryRefusesPushThroughFront(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	img, err := random.Image(256, 1)
 	require.NoError(t, err)
@@ -272,6 +280,7 @@ func TestRegistryRefusesPushThroughFront(t *testing.T) {
 }
 
 func TestResourceOf(t *testing.T) {
+	t.Parallel()
 	for path, want := range map[string]resource{
 		"/v2/":                               {},
 		"/v2":                                {},
@@ -290,6 +299,7 @@ func TestResourceOf(t *testing.T) {
 }
 
 func TestPushRandomImageValidates(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	_, err := sb.Registry.PushRandomImage("", "latest")
 	assert.Error(t, err)
@@ -302,6 +312,7 @@ func TestPushRandomImageValidates(t *testing.T) {
 // TestConcurrentPulls is the load the product sees: many processes
 // exchanging and pulling at once.
 func TestConcurrentPulls(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	want, err := sb.Registry.PushRandomImage("chainguard/static", "latest")
 	require.NoError(t, err)

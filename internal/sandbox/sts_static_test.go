@@ -26,6 +26,7 @@ func jwksOf(t *testing.T, iss *Issuer) string {
 // A cluster whose issuer is not reachable: identities carry its JWKS, and
 // tokens are verified against those keys without any fetch.
 func TestStaticIssuerKeys(t *testing.T) {
+	t.Parallel()
 	iss, err := NewIssuer()
 	require.NoError(t, err)
 	keys := jwksOf(t, iss)
@@ -129,6 +130,7 @@ func reopen(t *testing.T, iss *Issuer) *Issuer {
 
 // A static key set that is not a JWKS is the test's mistake.
 func TestStaticIssuerKeysInvalid(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"not json", `{"keys":[]}`, `{"keys":[{"kty":"EC","kid":"x"}]}`, `{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`} {
 		_, err := ParseIssuerKeys(bad)
 		assert.Error(t, err, bad)

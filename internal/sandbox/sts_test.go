@@ -23,6 +23,7 @@ func mint(t *testing.T, iss *Issuer, opts ...TokenOption) string {
 }
 
 func TestExchangeIssuesVerifiableToken(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	before := time.Now().Truncate(time.Second)
 	e := postExchange(t, sb.STS, mint(t, sb.Issuer), registryForm()).token(t)
@@ -63,6 +64,7 @@ func TestExchangeIssuesVerifiableToken(t *testing.T) {
 }
 
 func TestExchangeParameters(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	amb := mint(t, sb.Issuer)
 	send := func(method, query, body, contentType string) response {
@@ -114,6 +116,7 @@ func TestExchangeParameters(t *testing.T) {
 }
 
 func TestExchangeRejections(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	sb.STS.AddIdentity("deployer", Identity{Issuer: sb.Issuer.URL(), SubjectPattern: "system:serviceaccount:prod:deployer"})
 	sub := "system:serviceaccount:build:builder"
@@ -174,6 +177,7 @@ func TestExchangeRejections(t *testing.T) {
 }
 
 func TestExchangeFollowsKeyRotation(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	postExchange(t, sb.STS, mint(t, sb.Issuer), registryForm()).token(t) // caches the JWKS
 	require.NoError(t, sb.Issuer.RotateKey())
@@ -181,6 +185,7 @@ func TestExchangeFollowsKeyRotation(t *testing.T) {
 }
 
 func TestTokenLifetime(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	sb.STS.SetTokenLifetime(2 * time.Minute)
 	e := postExchange(t, sb.STS, mint(t, sb.Issuer), registryForm()).token(t)
@@ -194,6 +199,7 @@ func TestTokenLifetime(t *testing.T) {
 }
 
 func TestFaultsAreFIFOThenNormal(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	amb := mint(t, sb.Issuer)
 	sb.STS.InjectFaults(
@@ -231,6 +237,7 @@ func TestFaultsAreFIFOThenNormal(t *testing.T) {
 }
 
 func TestFaultHeaderAndNoBody(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	amb := mint(t, sb.Issuer)
 	sb.STS.InjectFaults(
@@ -280,19 +287,27 @@ func TestFaultHeaderAndNoBody(t *testing.T) {
 }
 
 func TestFaultCodeMapping(t *testing.T) {
+	t.Parallel()
 	for status, code := range map[int]int{400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 502: 14, 503: 14, 504: 4, 418: 2} {
 		assert.Equal(t, code, grpcCode(status), "status %d", status)
 	}
 }
 
 func TestFaultDelayEndsWithClientOrClose(t *testing.T) {
+	t.Parallel()
 	sts, err := NewSTS()
 	require.NoError(t, err)
 	sts.InjectFaults(Fault{Delay: time.Minute}, Fault{Delay: time.Minute})
 
-	// A client that gives up does not keep the handler sleeping.
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	// A client that gives up does not keep the handler sleeping. It gives up
+	// once the STS holds its request: a fixed client timeout could run out
+	// before the request arrives when the machine is busy.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	go func() {
+		defer cancel()
+		assert.Eventually(t, func() bool { return sts.Requests() >= 1 || ctx.Err() != nil }, 30*time.Second, 10*time.Millisecond)
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sts.URL()+"/sts/exchange", nil)
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
@@ -315,6 +330,7 @@ func TestFaultDelayEndsWithClientOrClose(t *testing.T) {
 }
 
 func TestLastRequestAndCountersUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	none := sb.STS.LastRequest()
 	assert.Empty(t, none.Method)
@@ -360,6 +376,7 @@ func TestLastRequestAndCountersUnderConcurrency(t *testing.T) {
 }
 
 func TestGitHubActionsTokenExchanges(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	sb.STS.AddIdentity("gh", Identity{Issuer: sb.Issuer.URL(), SubjectPattern: `repo:octo-org/octo-repo:ref:refs/heads/.+`})
 	r := get(t, sb.Issuer.ActionsRequestURL()+"&audience="+EnforceAudience) // no bearer

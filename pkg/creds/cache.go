@@ -103,6 +103,9 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 	if dir == "" {
 		return nil, errors.New("no cache folder configured")
 	}
+	if !cacheSupported {
+		return nil, errors.New("the token cache is off on this platform: its folder cannot be proved private")
+	}
 	dir = filepath.Clean(dir)
 	root, fi, err := openDirRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {

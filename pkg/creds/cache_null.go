@@ -21,4 +21,5 @@ func (noCache) lockWait(context.Context, string, time.Duration) (func(), error) 
 func (noCache) loadFailure(string, time.Time, time.Time) (string, bool) { return "", false }
 func (noCache) keep(string, exchange.Token, time.Time)                  {}
 func (noCache) keepFailure(string, string, time.Time)                   {}
+func (noCache) appendFailure(Failure) error                             { return nil }
 func (noCache) close() error                                            { return nil }

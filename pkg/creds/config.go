@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,9 +194,134 @@ func readFileConfig(path string) (fileConfig, error) {
 		return fc, fmt.Errorf("the config file %s is larger than %d bytes, so it is not this helper's config; fix or remove it", logsafe.Quote(path, pathLimit), maxConfigSize)
 	}
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it, or rewrite it with configure-docker", logsafe.Quote(path, pathLimit), jsonProblem(err))
+		return fc, fmt.Errorf("the config file %s is not valid JSON (%s); fix or remove it", logsafe.Quote(path, pathLimit), jsonProblem(err))
+	}
+	if err := checkKeys(b, fc.IdentityToken); err != nil {
+		return fc, fmt.Errorf("the config file %s %w", logsafe.Quote(path, pathLimit), err)
 	}
 	return fc, nil
+}
+
+// fileKeys are the config file's keys, in the order of fileConfig.
+func fileKeys() []string {
+	t := reflect.TypeFor[fileConfig]()
+	keys := make([]string, t.NumField())
+	for i := range keys {
+		keys[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return keys
+}
+
+// maxUnknownShown caps how many unknown keys one message names.
+const maxUnknownShown = 5
+
+// checkKeys refuses a config file with a key the helper does not know. A
+// misspelt key would otherwise be dropped in silence, and an exchange
+// without the intended identity or issuer fails far from the cause. Keys
+// match in any case, as encoding/json matches them. doc is valid JSON;
+// token is its identity_token, which no message may show, even pasted as a
+// key.
+func checkKeys(doc []byte, token string) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &top); err != nil {
+		return fmt.Errorf("is not valid JSON (%s); fix or remove it", jsonProblem(err))
+	}
+	known := fileKeys()
+	var unknown []string
+	for k := range top {
+		if !slices.ContainsFunc(known, func(name string) bool { return strings.EqualFold(k, name) }) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	shown := make([]string, 0, maxUnknownShown+1)
+	for _, k := range unknown[:min(len(unknown), maxUnknownShown)] {
+		shown = append(shown, describeKey(k, token)+keyHint(k, known))
+	}
+	what := "an unknown key"
+	if len(unknown) > 1 {
+		what = "unknown keys"
+	}
+	if n := len(unknown) - len(shown); n > 0 {
+		shown = append(shown, fmt.Sprintf("and %d more", n))
+	}
+	return fmt.Errorf("has %s %s; its keys are %s: fix or remove it", what, strings.Join(shown, ", "), strings.Join(known, ", "))
+}
+
+// describeKey names a key from the config file in a message: quoted and
+// capped, or by its shape when it could be a token pasted as a key: it
+// looks like one, or holds the file's identity_token (token) or a long
+// dot-separated part of it.
+func describeKey(k, token string) string {
+	if mightBeSecret(k) || holdsSecret(k, token) {
+		return "(key not shown: " + logsafe.Shape(k) + ")"
+	}
+	return logsafe.Quote(k, 64)
+}
+
+// holdsSecret reports whether s contains secret (6 bytes or more once
+// trimmed; shorter ones match ordinary words) or a dot-separated part of it
+// of 16 bytes or more.
+func holdsSecret(s, secret string) bool {
+	if t := strings.TrimSpace(secret); len(t) >= 6 && strings.Contains(s, t) {
+		return true
+	}
+	for part := range strings.SplitSeq(secret, ".") {
+		if len(part) >= 16 && strings.Contains(s, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyHint suggests the known key an unknown key k most likely meant
+// ("idenity", "identityToken", "CHAINGUARD_ISSUER", "registry"), as
+// ` (did you mean "identity"?)`, or "" when none is close.
+func keyHint(k string, known []string) string {
+	if len(k) > 64 {
+		return ""
+	}
+	k = strings.TrimPrefix(strings.ToLower(k), "chainguard_")
+	if k == "debug" {
+		return " (debug output is set by CHAINGUARD_DEBUG only)"
+	}
+	best, bestDist := "", 3 // at most 2 edits, 3 for the longer keys
+	if len(k) >= 8 {
+		bestDist = 4
+	}
+	for _, name := range known {
+		if d := editDistance(k, name); d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b, by bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // jsonProblem says what is wrong with a JSON document without quoting it:

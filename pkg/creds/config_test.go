@@ -3,6 +3,8 @@ package creds
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -93,4 +95,108 @@ func writeConfigFile(t *testing.T, xdg, body string, perm os.FileMode) string {
 	require.NoError(t, os.WriteFile(path, []byte(body), perm))
 	require.NoError(t, os.Chmod(path, perm))
 	return path
+}
+
+// A misspelt key used to be dropped, so the exchange went out without the
+// intended identity. Now it is refused, named, and the keys are listed.
+func TestLoadConfigUnknownKeys(t *testing.T) {
+	t.Parallel()
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+	allKeys := "identity, identity_token, issuer, audience, registries, cache_dir, no_cache"
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+		wantNot    []string
+	}{
+		{"misspelt", `{"idenity": "720909c9f5279097d847ad02a2f24ba8f59de36a/0123456789abcdef"}`,
+			[]string{`has an unknown key "idenity" (did you mean "identity"?)`, "its keys are " + allKeys + ": fix or remove it"},
+			[]string{"720909c9f5279097d847ad02a2f24ba8f59de36a", "0123456789abcdef"}},
+		{"camel case", `{"identityToken": "/var/run/token"}`,
+			[]string{`"identityToken" (did you mean "identity_token"?)`}, []string{"/var/run/token"}},
+		{"variable name", `{"CHAINGUARD_ISSUER": "https://issuer.example.com"}`,
+			[]string{`"CHAINGUARD_ISSUER" (did you mean "issuer"?)`}, []string{"issuer.example.com"}},
+		{"singular", `{"registry": "cgr.dev"}`, []string{`"registry" (did you mean "registries"?)`}, nil},
+		{"debug", `{"debug": true}`, []string{`"debug" (debug output is set by CHAINGUARD_DEBUG only)`}, nil},
+		{"nothing close", `{"colour": "blue", "identity": "x"}`, []string{`has an unknown key "colour";`}, []string{"did you mean", "blue"}},
+		{"several, sorted", `{"zz": 1, "aa": 2, "mm": {"identity": "x"}}`, []string{`has unknown keys "aa", "mm", "zz";`}, nil},
+		{"many, capped", `{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1}`, []string{`"k1", "k2", "k3", "k4", "k5", and 2 more;`}, []string{"k6", "k7"}},
+		{"a token as a key", `{"` + jwt + `": "x"}`, []string{"has an unknown key (key not shown: "}, []string{"eyJ", "c2lnbmF0dXJl"}},
+		{"the identity_token's value as a key", `{"identity_token": "/run/secret-token-file", "/run/secret-token-file": 1}`, []string{"has an unknown key (key not shown: "}, []string{"secret-token-file"}},
+		{"a part of the identity_token as a key", `{"identity_token": "aaaa.bbbbbbbbbbbbbbbbbbbb.cccc", "xbbbbbbbbbbbbbbbbbbbbx": 1}`, []string{"has an unknown key (key not shown: "}, []string{"bbbbbbbbbbbbbbbb"}},
+		{"a short identity_token is ordinary text", `{"identity_token": "/t", "/tmp": 1}`, []string{`has an unknown key "/tmp";`}, nil},
+		{"a long key", `{"` + strings.Repeat("x-", 100) + `": 1}`, []string{`has an unknown key "x-x-`, `"… (200 bytes);`}, []string{strings.Repeat("x-", 40)}},
+		{"a control character", `{"a\nb": 1}`, []string{`"a\nb"`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			xdg := t.TempDir()
+			path := writeConfigFile(t, xdg, tc.body, 0o600)
+			_, err := LoadConfig(envFrom(map[string]string{"XDG_CONFIG_HOME": xdg}))
+			require.Error(t, err)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, "the config file "+strconv.Quote(path)+" has "), msg)
+			assert.NotContains(t, msg, "\n")
+			for _, w := range tc.want {
+				assert.Contains(t, msg, w)
+			}
+			for _, w := range tc.wantNot {
+				assert.NotContains(t, msg, w)
+			}
+		})
+	}
+}
+
+// Every known key passes, in any case, as encoding/json matches keys; so do
+// an empty object and null. The environment does not excuse an unknown key:
+// the file is wrong whatever overrides it.
+func TestLoadConfigKnownKeys(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"identity":"a","identity_token":"/t","issuer":"https://i.example","audience":"a","registries":["cgr.dev"],"cache_dir":"/c","no_cache":true}`,
+		`{"Identity": "a", "ISSUER": "https://i.example", "Cache_Dir": "/c"}`,
+		`{}`, `null`, ` {"identity": "a"} `,
+	} {
+		xdg := t.TempDir()
+		writeConfigFile(t, xdg, body, 0o600)
+		_, err := LoadConfig(envFrom(map[string]string{"XDG_CONFIG_HOME": xdg}))
+		assert.NoError(t, err, body)
+	}
+	xdg := t.TempDir()
+	writeConfigFile(t, xdg, `{"idenity": "a"}`, 0o600)
+	_, err := LoadConfig(envFrom(map[string]string{"XDG_CONFIG_HOME": xdg, "CHAINGUARD_IDENTITY": "a"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"idenity"`)
+}
+
+// The other errors keep their messages, and come before the key check.
+func TestLoadConfigOtherErrorsFirst(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"idenity": "a", "no_cache": "yes"}`: `field "no_cache" must be a bool, not a JSON string`,
+		`{"idenity": "a",`:                    "syntax error at byte",
+		`["identity"]`:                        "must be a creds.fileConfig, not a JSON array",
+	} {
+		xdg := t.TempDir()
+		writeConfigFile(t, xdg, body, 0o600)
+		_, err := LoadConfig(envFrom(map[string]string{"XDG_CONFIG_HOME": xdg}))
+		require.Error(t, err, body)
+		assert.Contains(t, err.Error(), "is not valid JSON", body)
+		assert.Contains(t, err.Error(), want, body)
+		assert.True(t, strings.HasSuffix(err.Error(), "; fix or remove it"), "configure-docker refuses a malformed file, so it is not offered: %s", err)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"identity", "identity", 0},
+		{"idenity", "identity", 1}, {"identitytoken", "identity_token", 1},
+		{"registry", "registries", 3}, {"kitten", "sitting", 3},
+	} {
+		assert.Equal(t, tc.want, editDistance(tc.a, tc.b), "%q %q", tc.a, tc.b)
+		assert.Equal(t, tc.want, editDistance(tc.b, tc.a), "%q %q", tc.b, tc.a)
+	}
 }

@@ -73,11 +73,17 @@ func redact(err error, secrets ...string) error {
 	return &redactedError{msg: clean, err: err}
 }
 
-// classes lists the kinds above, for sharedFailure.
-var classes = []error{
-	ErrNoAmbientToken, ErrBadAmbientToken, ErrTokenExpired, ErrWrongAudience,
-	ErrIdentityRejected, ErrSTSUnreachable, ErrSTSFailed, ErrIssuerMisconfigured,
-	ErrClockSkew, ErrBadIdentity,
+// classes lists the kinds above, with the names docs/reference.md and the
+// failure record give them, for sharedFailure and className.
+var classes = []struct {
+	err  error
+	name string
+}{
+	{ErrNoAmbientToken, "ErrNoAmbientToken"}, {ErrBadAmbientToken, "ErrBadAmbientToken"},
+	{ErrTokenExpired, "ErrTokenExpired"}, {ErrWrongAudience, "ErrWrongAudience"},
+	{ErrIdentityRejected, "ErrIdentityRejected"}, {ErrSTSUnreachable, "ErrSTSUnreachable"},
+	{ErrSTSFailed, "ErrSTSFailed"}, {ErrIssuerMisconfigured, "ErrIssuerMisconfigured"},
+	{ErrClockSkew, "ErrClockSkew"}, {ErrBadIdentity, "ErrBadIdentity"},
 }
 
 // sharedError is a failure another process had for the same key while this
@@ -96,8 +102,8 @@ func (e *sharedError) Unwrap() error { return e.class }
 func sharedFailure(msg string) error {
 	msg += " (another process failed so while this one waited; not repeated)"
 	for _, c := range classes {
-		if strings.HasPrefix(msg, c.Error()+":") {
-			return &sharedError{msg: msg, class: c}
+		if strings.HasPrefix(msg, c.err.Error()+":") {
+			return &sharedError{msg: msg, class: c.err}
 		}
 	}
 	return &sharedError{msg: msg}

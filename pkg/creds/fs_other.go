@@ -15,6 +15,11 @@ func checkTrusted(string, fs.FileInfo) error { return nil }
 // ownerID cannot be told from FileInfo here.
 func ownerID(fs.FileInfo) int { return -1 }
 
+// cacheSupported is false: with no owner or mode bits to check, a cache
+// folder cannot be proved private, and a cache that may be shared is worse
+// than none (docs/reference.md#platforms).
+const cacheSupported = false
+
 const noFollow = 0
 
 const nonBlock = 0

@@ -45,6 +45,10 @@ func checkTrusted(path string, fi fs.FileInfo) error {
 }
 
 // noFollow makes opening a cache entry refuse a symlink planted in its place.
+// cacheSupported is true: owner, mode, O_NOFOLLOW and flock(2) let the
+// cache prove its folder private.
+const cacheSupported = true
+
 const noFollow = syscall.O_NOFOLLOW
 
 // nonBlock makes open return at once on a FIFO with no writer (or a device

@@ -108,9 +108,19 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
+	tok, err := h.get(ctx)
+	if err != nil {
+		h.recordFailure("get", NormalizeHost(serverURL), err)
+		return "", "", err
+	}
+	return Username, tok.Raw, nil
+}
+
+// get is GetContext for a served registry.
+func (h *Helper) get(ctx context.Context) (exchange.Token, error) {
 	src, err := firstSource(ambientSources(h.cfg, h.client))
 	if err != nil {
-		return "", "", err
+		return exchange.Token{}, err
 	}
 	ambient := func(ctx context.Context) (AmbientToken, error) {
 		amb, err := src.Provide(ctx)
@@ -130,10 +140,7 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 			tok, err = h.tokenFor(ctx, amb, h.cfg.Identity)
 		}
 	}
-	if err != nil {
-		return "", "", err
-	}
-	return Username, tok.Raw, nil
+	return tok, err
 }
 
 // cacheKeyer is a source that can name its caller without fetching the
@@ -263,6 +270,7 @@ type tokenCache interface {
 	loadFailure(key string, since, now time.Time) (string, bool)
 	keep(key string, tok exchange.Token, now time.Time)
 	keepFailure(key, msg string, at time.Time)
+	appendFailure(f Failure) error
 	close() error
 }
 

@@ -38,24 +38,35 @@ func (h *Helper) PullCredential(ctx context.Context, p Pull) (cred Credential, o
 	if !h.Serves(p.Registry) {
 		return Credential{}, false, nil
 	}
+	cred, err = h.pullCredential(ctx, p)
+	if err != nil {
+		h.recordFailure("kubelet", NormalizeHost(p.Registry), err)
+		return Credential{}, false, err
+	}
+	return cred, true, nil
+}
+
+// pullCredential is PullCredential for a served registry.
+func (h *Helper) pullCredential(ctx context.Context, p Pull) (Credential, error) {
 	identity := h.cfg.Identity
 	source := cmp.Or(p.IdentitySource, "the request")
 	if p.Identity != "" {
 		// Whoever can edit a service account writes it: check it before it
 		// reaches the STS form or any message.
 		if err := exchange.CheckIdentity(p.Identity); err != nil {
-			return Credential{}, false, fmt.Errorf("%w: %s: %w", ErrBadIdentity, source, err)
+			return Credential{}, fmt.Errorf("%w: %s: %w", ErrBadIdentity, source, err)
 		}
 		identity = p.Identity
 	}
 	var amb AmbientToken
+	var err error
 	if p.ServiceAccountToken != "" {
 		amb, err = h.ambientFrom(p.ServiceAccountToken, "the pod's service-account token")
 	} else {
 		amb, err = h.findAmbient(ctx)
 	}
 	if err != nil {
-		return Credential{}, false, err
+		return Credential{}, err
 	}
 	tok, err := h.tokenFor(ctx, amb, identity)
 	if err != nil {
@@ -63,8 +74,8 @@ func (h *Helper) PullCredential(ctx context.Context, p Pull) (cred Credential, o
 			// Say where the identity came from: the fix is there.
 			err = fmt.Errorf("identity %s from %s: %w", logsafe.Quote(identity, logsafe.DefaultLimit), source, err)
 		}
-		return Credential{}, false, err
+		return Credential{}, err
 	}
 	cacheFor := max(0, tok.Expiry.Sub(h.now())-Margin).Truncate(time.Second)
-	return Credential{Username: Username, Password: tok.Raw, CacheFor: cacheFor}, true, nil
+	return Credential{Username: Username, Password: tok.Raw, CacheFor: cacheFor}, nil
 }

@@ -9,3 +9,11 @@ func ParseRegistries(list string) ([]string, error) {
 	r, err := parseRegistries(list)
 	return []string(r), err
 }
+
+// Serves reports whether the helper, configured with the registry patterns
+// (Config.Registries), answers for host, by the same match as Get: exactly,
+// or under a "*.domain" wildcard. A tool writing settings for the helper
+// (configure-docker) uses it to tell which hosts the helper would serve.
+func Serves(patterns []string, host string) bool {
+	return registries(patterns).serves(NormalizeHost(host))
+}

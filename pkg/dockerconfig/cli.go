@@ -40,7 +40,7 @@ flags:
 // Run is the configure-docker subcommand. It checks both files it may
 // change (docker's config and the helper's) before writing either, then
 // writes the helper's first, so docker is never pointed at a half-configured
-// helper. Results go to stdout; warnings, errors and --help to stderr.
+// helper. Results and --help go to stdout; warnings and errors to stderr.
 // getenv is usually os.Getenv; PATH is read through it too.
 func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("configure-docker", flag.ContinueOnError)
@@ -58,8 +58,8 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			_, _ = io.WriteString(stderr, usage)
-			fs.SetOutput(stderr)
+			_, _ = io.WriteString(stdout, usage)
+			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return 0
 		}
@@ -103,7 +103,7 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return fail(1, "the helper serves only wildcards (%s), and docker matches credHelpers by exact host: give --registry for each host you pull from", strings.Join(cfg.Registries, ", "))
 	}
 	for _, r := range extra {
-		if !serves(cfg.Registries, r) {
+		if !creds.Serves(cfg.Registries, r) {
 			s.registries = append(s.registries, r)
 		}
 	}
@@ -203,7 +203,7 @@ func servedHosts(served, extra []string) ([]string, []string) {
 	}
 	defaults := strings.Split(creds.DefaultRegistry, ",")
 	for _, p := range served {
-		if !strings.HasPrefix(p, "*") || slices.Contains(defaults, p) || slices.ContainsFunc(hosts, func(h string) bool { return serves([]string{p}, h) }) {
+		if !strings.HasPrefix(p, "*") || slices.Contains(defaults, p) || slices.ContainsFunc(hosts, func(h string) bool { return creds.Serves([]string{p}, h) }) {
 			continue
 		}
 		notes = append(notes, fmt.Sprintf("the helper serves %s, but docker matches credHelpers by exact host, so no entry is written for it: give --registry for each host under it that you pull from", p))

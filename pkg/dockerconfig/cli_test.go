@@ -287,10 +287,10 @@ func TestRunHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
 		code, out, errb := run(testEnv(t), arg)
 		assert.Equal(t, 0, code)
-		assert.Empty(t, out)
-		assert.Contains(t, errb, "usage: docker-credential-cgr configure-docker [flags]")
+		assert.Empty(t, errb, "help goes to stdout")
+		assert.Contains(t, out, "usage: docker-credential-cgr configure-docker [flags]")
 		for _, f := range []string{"-registry", "-dry-run", "-force", "-identity", "-identity-token", "-issuer"} {
-			assert.Contains(t, errb, f)
+			assert.Contains(t, out, f)
 		}
 	}
 }

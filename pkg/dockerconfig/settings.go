@@ -98,7 +98,7 @@ func setSettings(doc []byte, s settings) ([]byte, []settingChange, error) {
 		}
 		grown := append([]any(nil), anySlice(list)...)
 		for _, r := range s.registries {
-			if !serves(patterns, r) {
+			if !creds.Serves(patterns, r) {
 				grown = append(grown, r)
 				patterns = append(patterns, r)
 			}
@@ -139,21 +139,6 @@ func anySlice(ss []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-// serves reports whether host is one of patterns, as the helper matches
-// them: exactly, or under a "*.domain" wildcard.
-func serves(patterns []string, host string) bool {
-	for _, p := range patterns {
-		if suffix, ok := strings.CutPrefix(p, "*"); ok {
-			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
-				return true
-			}
-		} else if p == host {
-			return true
-		}
-	}
-	return false
 }
 
 // describe shows a setting's value in a message.

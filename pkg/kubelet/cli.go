@@ -24,6 +24,19 @@ func RunPlugin(p Provider, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+const configureUsage = `usage: %s configure-kubelet [flags]
+
+Prints the kubelet's CredentialProviderConfig for this plugin (one YAML
+document, on stdout), or with --rbac the RBAC that service-account mode
+needs. Each setting is a flag, else its environment variable; the invoking
+user's config file is never read. Node setup: docs/kubernetes.md.
+
+Exit status: 0 printed, 1 a setting the helper would refuse or the output
+could not be written, 2 bad usage.
+
+flags:
+`
+
 // RunConfigure is the `configure-kubelet` subcommand: it prints the
 // CredentialProviderConfig for one kubelet release, or with --rbac the RBAC
 // that service-account mode needs. Each plugin setting is a flag or, when
@@ -32,7 +45,8 @@ func RunPlugin(p Provider, stdin io.Reader, stdout, stderr io.Writer) int {
 // for every node. In service-account mode the RBAC also goes to stderr, so
 // stdout stays one document the kubelet can load. On bad input nothing is
 // printed on stdout: one line on stderr says what is valid, and the exit
-// status is 2 (1 for a setting the helper would refuse).
+// status is 2 (1 for a setting the helper would refuse). --help goes to
+// stdout, exit 0.
 func RunConfigure(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("configure-kubelet", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported as one line below
@@ -61,8 +75,8 @@ func RunConfigure(args []string, getenv func(string) string, stdout, stderr io.W
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			_, _ = fmt.Fprintf(stderr, "usage: %s configure-kubelet [flags]\n", ProviderName)
-			fs.SetOutput(stderr)
+			_, _ = fmt.Fprintf(stdout, configureUsage, ProviderName)
+			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return 0
 		}

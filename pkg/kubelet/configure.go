@@ -36,7 +36,10 @@ func ParseMode(s string) (Mode, error) {
 
 const (
 	// ProviderName is the provider's name in the kubelet config, which the
-	// kubelet also uses as the executable's name in its plugin folder.
+	// kubelet also uses as the executable's name in its plugin folder. On
+	// Windows the file is ProviderName+".exe": the kubelet resolves the name
+	// with exec.LookPath, which adds PATHEXT's extensions, so the same name
+	// works on Linux and Windows nodes.
 	ProviderName = "docker-credential-cgr"
 	// DefaultCacheDir is where the plugin caches tokens on a node: the
 	// kubelet often runs without HOME, so the user cache folder is unknown.
@@ -280,8 +283,8 @@ func WriteConfig(w io.Writer, o ConfigOptions) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# CredentialProviderConfig for %s, %s mode, kubelet %s.\n", ProviderName, o.Mode, o.Kubelet)
 	fmt.Fprintf(&b, "# Written by `%s configure-kubelet`: pass its path to the kubelet's\n", ProviderName)
-	fmt.Fprintf(&b, "# --image-credential-provider-config, and put the binary, named %s,\n", ProviderName)
-	fmt.Fprintf(&b, "# in --image-credential-provider-bin-dir.\n")
+	fmt.Fprintf(&b, "# --image-credential-provider-config, and put the binary, named %s\n", ProviderName)
+	fmt.Fprintf(&b, "# (%s.exe on Windows nodes), in --image-credential-provider-bin-dir.\n", ProviderName)
 	if o.Mode == ServiceAccountMode {
 		if o.Kubelet.needsFeatureGate() {
 			fmt.Fprintf(&b, "# Kubelet %s: service-account tokens for plugins are alpha. Start the kubelet with\n", o.Kubelet)

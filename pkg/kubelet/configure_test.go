@@ -216,9 +216,10 @@ func TestConfigureHelp(t *testing.T) {
 	t.Parallel()
 	code, out, errb := configure([]string{"--help"}, nil)
 	assert.Equal(t, 0, code)
-	assert.Empty(t, out)
-	for _, f := range []string{"-mode", "-kubelet-version", "-rbac", "-identity", "-identity-token-file", "-issuer", "-audience", "-registry", "-cache-dir", "$CHAINGUARD_REGISTRY", "1.33, 1.34, 1.35, 1.36 or 1.37"} {
-		assert.Contains(t, errb, f)
+	assert.Empty(t, errb, "help goes to stdout")
+	assert.True(t, strings.HasPrefix(out, "usage: docker-credential-cgr configure-kubelet [flags]\n"), out)
+	for _, f := range []string{"-mode", "-kubelet-version", "-rbac", "-identity", "-identity-token-file", "-issuer", "-audience", "-registry", "-cache-dir", "$CHAINGUARD_REGISTRY", "1.33, 1.34, 1.35, 1.36 or 1.37", "docs/kubernetes.md"} {
+		assert.Contains(t, out, f)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,7 +32,8 @@ const clientTimeout = 3 * time.Minute
 // clientEnv is what one client runs with: a temporary DOCKER_CONFIG whose
 // credHelpers maps the registry host to "cgr" (or has no credHelpers at
 // all), PATH with the built helper on it, an isolated HOME and XDG folders
-// so no auth file of the machine's is read, and the helper's settings.
+// so no auth file of the machine's is read, and the helper's settings: in
+// the environment, or (viaConfigureDocker) saved by configure-docker.
 type clientEnv struct {
 	dir          string
 	dockerConfig string
@@ -40,9 +42,10 @@ type clientEnv struct {
 }
 
 type envConfig struct {
-	helper   bool
-	identity string
-	cacheDir string
+	helper          bool
+	identity        string
+	cacheDir        string
+	configureDocker bool
 }
 
 type envOption func(*envConfig)
@@ -56,6 +59,13 @@ func withIdentity(id string) envOption { return func(c *envConfig) { c.identity 
 
 // withCacheDir shares a helper cache folder between environments.
 func withCacheDir(dir string) envOption { return func(c *envConfig) { c.cacheDir = dir } }
+
+// viaConfigureDocker sets the client up as the README tells a person to:
+// the built binary's configure-docker writes the credHelpers entry into a
+// docker config that already has other content, and saves the identity,
+// token file, issuer and registry to the helper's config file; none of
+// them is in the environment.
+func viaConfigureDocker() envOption { return func(c *envConfig) { c.configureDocker = true } }
 
 func (s *suite) newEnv(t *testing.T, opts ...envOption) *clientEnv {
 	t.Helper()
@@ -74,11 +84,14 @@ func (s *suite) newEnv(t *testing.T, opts ...envOption) *clientEnv {
 			t.Fatal(err)
 		}
 	}
-	cfg := map[string]any{}
-	if c.helper {
-		cfg["credHelpers"] = map[string]string{s.host(): "cgr"}
+	switch {
+	case c.configureDocker:
+		writeFile(t, filepath.Join(e.dockerConfig, "config.json"), existingDockerConfig)
+	case c.helper:
+		writeJSON(t, filepath.Join(e.dockerConfig, "config.json"), map[string]any{"credHelpers": map[string]string{s.host(): "cgr"}})
+	default:
+		writeJSON(t, filepath.Join(e.dockerConfig, "config.json"), map[string]any{})
 	}
-	writeJSON(t, filepath.Join(e.dockerConfig, "config.json"), cfg)
 	writeJSON(t, e.policy, map[string]any{"default": []map[string]string{{"type": "insecureAcceptAnything"}}})
 	if err := os.WriteFile(filepath.Join(dir, "registries.conf"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -103,7 +116,118 @@ func (s *suite) newEnv(t *testing.T, opts ...envOption) *clientEnv {
 		"CHAINGUARD_IDENTITY_TOKEN": s.ambientFile,
 		"CHAINGUARD_CACHE_DIR":      c.cacheDir,
 	}
+	if c.configureDocker {
+		for _, k := range []string{"CHAINGUARD_ISSUER", "CHAINGUARD_REGISTRY", "CHAINGUARD_IDENTITY", "CHAINGUARD_IDENTITY_TOKEN"} {
+			delete(e.vars, k)
+		}
+		s.configureDocker(t, e, c.identity)
+	}
 	return e
+}
+
+// existingDockerConfig is a docker config as a person has one before
+// configure-docker: another registry's login and helper, and a key docker
+// does not know, laid out by hand.
+const existingDockerConfig = `{
+	"auths": {"ghcr.io": {}},
+	"credHelpers": {"gcr.io": "gcloud"},
+	"x-unknown": {"nested": [1, 2.50, true]}
+}
+`
+
+// configureDocker runs the built binary's configure-docker in e, as the
+// first docker-credential-cgr on e's PATH, and checks what it wrote: our
+// entry added to credHelpers and every other byte kept, the settings in
+// the helper's config file, no warning; and that a second run changes
+// nothing.
+func (s *suite) configureDocker(t *testing.T, e *clientEnv, identity string) {
+	t.Helper()
+	bin := filepath.Join(s.helperDir, "docker-credential-cgr")
+	args := []string{"configure-docker", "--registry", s.host(), "--identity", identity, "--identity-token", s.ambientFile, "--issuer", s.sts.URL()}
+	dockerPath := filepath.Join(e.dockerConfig, "config.json")
+	helperPath := filepath.Join(e.vars["XDG_CONFIG_HOME"], "docker-credential-cgr", "config.json")
+
+	r := e.run(t, bin, args...)
+	if r.err != nil {
+		t.Fatalf("configure-docker: %v", r.err)
+	}
+	if r.stderr != "" {
+		t.Errorf("configure-docker warned (output above); nothing here calls for a warning")
+	}
+	// The helper serves cgr.dev by default, so it gets an entry too.
+	if want := "credHelpers now sends cgr.dev, " + s.host() + " to docker-credential-cgr"; !strings.Contains(r.stdout, want) {
+		t.Errorf("configure-docker's report does not say %q", want)
+	}
+
+	doc := readFile(t, dockerPath, 0o600)
+	var got struct {
+		CredHelpers map[string]string `json:"credHelpers"`
+	}
+	if err := json.Unmarshal([]byte(doc), &got); err != nil {
+		t.Fatalf("configure-docker left a docker config that is not JSON: %v\n%s", err, doc)
+	}
+	if want := map[string]string{"gcr.io": "gcloud", "cgr.dev": "cgr", s.host(): "cgr"}; !maps.Equal(got.CredHelpers, want) {
+		t.Errorf("credHelpers is %v, want %v", got.CredHelpers, want)
+	}
+	for _, kept := range []string{`"auths": {"ghcr.io": {}},`, `"x-unknown": {"nested": [1, 2.50, true]}`, `"gcr.io": "gcloud"`} {
+		if !strings.Contains(doc, kept) {
+			t.Errorf("configure-docker did not keep %s as written:\n%s", kept, doc)
+		}
+	}
+
+	var saved map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, helperPath, 0o600)), &saved); err != nil {
+		t.Fatalf("the helper's config file is not JSON: %v", err)
+	}
+	tokenPath, err := filepath.Abs(s.ambientFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"identity":       identity,
+		"identity_token": tokenPath,
+		"issuer":         strings.TrimRight(s.sts.URL(), "/"),
+		"registries":     []any{"cgr.dev", "*.cgr.dev", s.host()},
+	}
+	if !reflect.DeepEqual(saved, want) {
+		t.Errorf("the helper's config file holds %v, want %v", saved, want)
+	}
+
+	helperDoc := readFile(t, helperPath, 0o600)
+	r = e.run(t, bin, args...)
+	if r.err != nil || r.stderr != "" {
+		t.Fatalf("configure-docker, run again: %v (output above)", r.err)
+	}
+	if strings.Count(r.stdout, "nothing to change") != 2 {
+		t.Errorf("a second configure-docker should change nothing in either file (output above)")
+	}
+	if readFile(t, dockerPath, 0o600) != doc || readFile(t, helperPath, 0o600) != helperDoc {
+		t.Errorf("a second configure-docker rewrote a file")
+	}
+}
+
+// readFile reads a file the test expects to have mode perm.
+func readFile(t *testing.T, path string, perm os.FileMode) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != perm {
+		t.Errorf("%s has mode %v, want %v", path, fi.Mode().Perm(), perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeJSON(t *testing.T, path string, v any) {

@@ -162,12 +162,13 @@ func readRepoFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestCranePull: crane finds the helper through credHelpers, pulls, and the
-// second pull is answered from the helper's cache.
+// TestCranePull: crane finds the helper through the credHelpers entry
+// configure-docker wrote, pulls with the settings it saved, and the second
+// pull is answered from the helper's cache.
 func TestCranePull(t *testing.T) {
 	crane := craneBin(t)
 	s := world(t)
-	e := s.newEnv(t)
+	e := s.newEnv(t, viaConfigureDocker())
 	x := count(s.sts.Exchanges)
 	if _, err := cranePull(t, s, e, crane, "crane"); err != nil {
 		t.Fatalf("crane pull through the helper: %v", err)
@@ -220,12 +221,12 @@ func TestSkopeo(t *testing.T) {
 	})
 }
 
-// TestDockerPull: docker pull through the suite's own dockerd. The docker
-// CLI runs the helper and hands the credentials to the daemon, which does
-// the token dance with the registry.
+// TestDockerPull: docker pull through the suite's own dockerd, set up by
+// configure-docker. The docker CLI runs the helper and hands the
+// credentials to the daemon, which does the token dance with the registry.
 func TestDockerPull(t *testing.T) {
 	s, dk := dockerWorld(t)
-	e := dk.newEnv(t, s)
+	e := dk.newEnv(t, s, viaConfigureDocker())
 	x := count(s.sts.Exchanges)
 	if _, err := dk.pull(t, s, e, "docker"); err != nil {
 		t.Fatalf("docker pull through the helper: %v", err)

@@ -155,41 +155,84 @@ func world(t *testing.T) *suite {
 }
 
 func newSuite(registryBin string) (*suite, error) {
-	s := &suite{helperDir: filepath.Dir(helperBinary), digests: map[string]string{}}
-	if filepath.Base(helperBinary) != "docker-credential-cgr" {
-		// Clients find the helper by name on PATH.
-		dir, err := os.MkdirTemp("", "cgr-e2e-path-")
-		if err != nil {
-			return nil, err
-		}
-		atExit(func() { removeAll(dir) })
-		if err := os.Symlink(helperBinary, filepath.Join(dir, "docker-credential-cgr")); err != nil {
-			return nil, err
-		}
-		s.helperDir = dir
+	s := &suite{digests: map[string]string{}}
+	var err error
+	if s.helperDir, err = helperOnPath(); err != nil {
+		return nil, err
+	}
+	if err := s.startIdentities(); err != nil {
+		return nil, err
+	}
+	backend, err := s.startFrontDoor()
+	if err != nil {
+		return nil, err
 	}
 
+	work, err := os.MkdirTemp("", "cgr-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	atExit(func() { removeAll(work) })
+	if err := s.writeAmbientToken(work); err != nil {
+		return nil, err
+	}
+	storage, err := s.seedStorage(registryBin, work)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.startTokenRegistry(registryBin, work, storage); err != nil {
+		return nil, err
+	}
+	backend.Store(&url.URL{Scheme: "http", Host: s.registry.addr})
+	return s, nil
+}
+
+// helperOnPath is a folder that holds the helper as docker-credential-cgr:
+// clients find the helper by that name on PATH.
+func helperOnPath() (string, error) {
+	if filepath.Base(helperBinary) == "docker-credential-cgr" {
+		return filepath.Dir(helperBinary), nil
+	}
+	dir, err := os.MkdirTemp("", "cgr-e2e-path-")
+	if err != nil {
+		return "", err
+	}
+	atExit(func() { removeAll(dir) })
+	if err := os.Symlink(helperBinary, filepath.Join(dir, "docker-credential-cgr")); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// startIdentities starts the cluster issuer and the STS, which trusts it
+// for the default identity and for rejectedIdentity.
+func (s *suite) startIdentities() error {
 	var err error
 	if s.issuer, err = sandbox.NewIssuer(); err != nil {
-		return nil, err
+		return err
 	}
 	atExit(s.issuer.Close)
 	if s.sts, err = sandbox.NewSTS(); err != nil {
-		return nil, err
+		return err
 	}
 	atExit(s.sts.Close)
 	s.sts.AddIdentity(sandbox.DefaultIdentity, sandbox.Identity{Issuer: s.issuer.URL(), SubjectPattern: sandbox.DefaultSubjectPattern})
 	s.sts.AddIdentity(rejectedIdentity, sandbox.Identity{Issuer: s.issuer.URL(), SubjectPattern: "system:serviceaccount:elsewhere:nobody"})
+	return nil
+}
 
-	// The front door: one loopback host:port where /token is the sandbox's
-	// cgr.dev-like realm and everything else goes to the distribution
-	// registry, as cgr.dev serves its realm at https://cgr.dev/token. It
-	// must be one host:port: go-containerregistry (crane) refuses a realm on
-	// a loopback or private IP unless it is the registry's own host:port.
+// startFrontDoor starts the realm and the front door: one loopback
+// host:port where /token is the sandbox's cgr.dev-like realm and everything
+// else goes to the distribution registry, as cgr.dev serves its realm at
+// https://cgr.dev/token. It must be one host:port: go-containerregistry
+// (crane) refuses a realm on a loopback or private IP unless it is the
+// registry's own host:port. Until the returned backend is stored, the
+// registry side answers 503.
+func (s *suite) startFrontDoor() (backend *atomic.Pointer[url.URL], err error) {
 	if s.realm, err = sandbox.NewTokenRealm(s.sts, sandbox.RegistryAudience); err != nil {
 		return nil, err
 	}
-	var backend atomic.Pointer[url.URL] // the registry, once it runs
+	backend = new(atomic.Pointer[url.URL])
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(backend.Load())
@@ -208,42 +251,44 @@ func newSuite(registryBin string) (*suite, error) {
 	})
 	s.front = httptest.NewServer(mux)
 	atExit(s.front.Close)
+	return backend, nil
+}
 
-	work, err := os.MkdirTemp("", "cgr-e2e-")
-	if err != nil {
-		return nil, err
-	}
-	atExit(func() { removeAll(work) })
-
+// writeAmbientToken writes the projected service-account token into work.
+func (s *suite) writeAmbientToken(work string) error {
 	ambient, err := s.issuer.MintServiceAccountToken("e2e", "puller", sandbox.WithLifetime(3*time.Hour))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.ambientFile = filepath.Join(work, "oidc-token")
-	if err := os.WriteFile(s.ambientFile, []byte(ambient), 0o600); err != nil {
-		return nil, err
-	}
+	return os.WriteFile(s.ambientFile, []byte(ambient), 0o600)
+}
 
+// seedStorage pushes the test images into a new storage folder through a
+// short-lived registry without auth on that folder: the realm, like
+// cgr.dev's, never grants push. It returns the folder.
+func (s *suite) seedStorage(registryBin, work string) (string, error) {
 	storage := filepath.Join(work, "storage")
 	if err := os.MkdirAll(storage, 0o700); err != nil {
-		return nil, err
+		return "", err
 	}
-	// Seed the storage through a short-lived registry without auth on the
-	// same folder: the realm, like cgr.dev's, never grants push.
 	seeder, err := startRegistry(registryBin, filepath.Join(work, "seed"), storage, nil)
 	if err != nil {
-		return nil, fmt.Errorf("seeding registry: %w", err)
+		return "", fmt.Errorf("seeding registry: %w", err)
 	}
 	pushErr := s.push(seeder.addr)
 	seeder.stop()
-	if pushErr != nil {
-		return nil, pushErr
-	}
+	return storage, pushErr
+}
 
+// startTokenRegistry starts the registry the tests pull from, on the seeded
+// storage, trusting tokens the realm signs.
+func (s *suite) startTokenRegistry(registryBin, work, storage string) error {
 	certFile := filepath.Join(work, "realm.crt")
 	if err := os.WriteFile(certFile, s.realm.CertificatePEM(), 0o600); err != nil {
-		return nil, err
+		return err
 	}
+	var err error
 	s.registry, err = startRegistry(registryBin, filepath.Join(work, "registry"), storage, &tokenAuth{
 		realm:          s.front.URL + "/token",
 		service:        s.realm.Service(),
@@ -251,11 +296,10 @@ func newSuite(registryBin string) (*suite, error) {
 		rootCertBundle: certFile,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	atExit(s.registry.stop)
-	backend.Store(&url.URL{Scheme: "http", Host: s.registry.addr})
-	return s, nil
+	return nil
 }
 
 // push writes one small random image per tag.

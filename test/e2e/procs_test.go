@@ -62,32 +62,8 @@ func tryStartRegistry(bin, dir, storage string, auth *tokenAuth) (*registryProc,
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %q
-  secret: %q
-`, storage, addr, fmt.Sprint(time.Now().UnixNano()))
-	if auth != nil {
-		cfg += fmt.Sprintf(`auth:
-  token:
-    realm: %q
-    service: %q
-    issuer: %q
-    rootcertbundle: %q
-`, auth.realm, auth.service, auth.issuer, auth.rootCertBundle)
-	}
 	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(registryConfig(storage, addr, auth)), 0o600); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
@@ -114,27 +90,66 @@ http:
 	if auth != nil {
 		want = http.StatusUnauthorized
 	}
+	if err := r.waitReady(want); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// registryConfig is docker-registry's config.yml: storage on the
+// filesystem, listening on addr, with token auth when auth is set.
+func registryConfig(storage, addr string, auth *tokenAuth) string {
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %q
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %q
+  secret: %q
+`, storage, addr, fmt.Sprint(time.Now().UnixNano()))
+	if auth != nil {
+		cfg += fmt.Sprintf(`auth:
+  token:
+    realm: %q
+    service: %q
+    issuer: %q
+    rootcertbundle: %q
+`, auth.realm, auth.service, auth.issuer, auth.rootCertBundle)
+	}
+	return cfg
+}
+
+// waitReady polls /v2/ until it answers with want, for up to 30s. It stops
+// the registry when it answers anything else or not at all.
+func (r *registryProc) waitReady(want int) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.done:
-			return nil, fmt.Errorf("docker-registry exited at start:\n%s", tail(filepath.Join(dir, "registry.log")))
+			return fmt.Errorf("docker-registry exited at start:\n%s", tail(filepath.Join(r.dir, "registry.log")))
 		default:
 		}
-		resp, err := client.Get("http://" + addr + "/v2/")
+		resp, err := client.Get("http://" + r.addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == want {
-				return r, nil
+				return nil
 			}
 			r.stop()
-			return nil, fmt.Errorf("docker-registry answered /v2/ with %s, want %d", resp.Status, want)
+			return fmt.Errorf("docker-registry answered /v2/ with %s, want %d", resp.Status, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.stop()
-	return nil, fmt.Errorf("docker-registry did not answer on %s within 30s:\n%s", addr, tail(filepath.Join(dir, "registry.log")))
+	return fmt.Errorf("docker-registry did not answer on %s within 30s:\n%s", r.addr, tail(filepath.Join(r.dir, "registry.log")))
 }
 
 // stop ends the registry: SIGTERM, then SIGKILL if it lingers.
@@ -197,20 +212,32 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 		log:     filepath.Join(dir, "dockerd.log"),
 		done:    make(chan struct{}),
 	}
-	cfg := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(cfg, []byte("{}\n"), 0o600); err != nil {
+	if err := d.start(bin, registry); err != nil {
 		return nil, err
+	}
+	if err := d.waitReady(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// start writes an empty daemon.json and starts dockerd on d's folders,
+// with registry marked insecure.
+func (d *dockerd) start(bin, registry string) error {
+	cfg := filepath.Join(d.dir, "daemon.json")
+	if err := os.WriteFile(cfg, []byte("{}\n"), 0o600); err != nil {
+		return err
 	}
 	logFile, err := os.Create(d.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = logFile.Close() }() // as in startRegistry
 	d.cmd = exec.Command(bin,
 		"--config-file="+cfg,
 		"--storage-driver=vfs",
-		"--data-root="+filepath.Join(dir, "data"),
-		"--exec-root="+filepath.Join(dir, "exec"),
+		"--data-root="+filepath.Join(d.dir, "data"),
+		"--exec-root="+filepath.Join(d.dir, "exec"),
 		"--host=unix://"+d.sock,
 		"--pidfile="+d.pidfile,
 		"--iptables=false",
@@ -218,15 +245,20 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 		"--bridge=none",
 		"--insecure-registry="+registry,
 	)
-	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.dir}
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	d.cmd.SysProcAttr = childAttrs()
 	if err := d.cmd.Start(); err != nil {
-		removeAll(dir)
-		return nil, err
+		removeAll(d.dir)
+		return err
 	}
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	return nil
+}
 
+// waitReady pings dockerd on its socket until it answers OK, for up to
+// 60s. If dockerd exits or never answers, its folder is removed.
+func (d *dockerd) waitReady() error {
 	client := &http.Client{
 		Timeout: 2 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -238,8 +270,8 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 		select {
 		case <-d.done:
 			err := fmt.Errorf("dockerd exited at start (%v):\n%s", d.cmd.ProcessState, tail(d.log))
-			removeAll(dir)
-			return nil, err
+			removeAll(d.dir)
+			return err
 		default:
 		}
 		resp, err := client.Get("http://docker/_ping")
@@ -247,14 +279,14 @@ func startDockerd(bin, registry string) (*dockerd, error) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && bytes.Equal(body, []byte("OK")) {
-				return d, nil
+				return nil
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	err = fmt.Errorf("dockerd did not answer on %s within 60s:\n%s", d.sock, tail(d.log))
+	err := fmt.Errorf("dockerd did not answer on %s within 60s:\n%s", d.sock, tail(d.log))
 	d.stop()
-	return nil, err
+	return err
 }
 
 // stop ends dockerd by the PID in its pidfile (it stops its own
