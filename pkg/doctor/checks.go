@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
@@ -295,6 +299,7 @@ func checkCache(st *state) result {
 		return skip(needsCfg)
 	}
 	r := creds.InspectCache(st.cfg, st.now)
+	st.cache = &r
 	switch {
 	case r.Off != "":
 		return ok("off: " + r.Off + "; every get exchanges")
@@ -320,6 +325,64 @@ func checkCache(st *state) result {
 		details = append(details, "the folder holds more files than were read; the counts cover the first ones")
 	}
 	return ok(summary, details...)
+}
+
+// Failures shown, and how recent the last must be to be a warning: an
+// old failure is history, not the problem at hand.
+const (
+	failuresShown = 5
+	recentFailure = 24 * time.Hour
+)
+
+// jwtShaped is anything that looks like a JWT. The record never holds one
+// (the helper scrubs what it writes); the file is shown all the same, so
+// it is scrubbed once more.
+var jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`)
+
+// checkFailures shows the last failures get and kubelet recorded. docker
+// throws the helper's error away, so this is often the only place the
+// reason for an "unauthorized" pull is written down.
+func checkFailures(st *state) result {
+	switch {
+	case st.cfgErr != nil || st.cache == nil:
+		return skip(needsCfg)
+	case st.cache.Off != "":
+		return skip("no record: it is kept in the cache folder, and the cache is off")
+	case !st.cache.Exists:
+		return ok("none recorded (the cache folder, where the record is kept, is not made yet)")
+	case st.cache.Problem != "":
+		return skip("no record: the cache folder, where it is kept, cannot be used (see the cache check)")
+	}
+	path, failures, err := creds.RecentFailures(st.cfg, failuresShown)
+	if err != nil {
+		return warn("cannot read the failure record: "+err.Error(), "make the cache folder and its files private to this user, as the cache check says")
+	}
+	if len(failures) == 0 {
+		return ok("none recorded in " + quote(path))
+	}
+	details := make([]string, 0, len(failures)+1)
+	details = append(details, "newest last, from "+quote(path)+":")
+	for _, f := range failures {
+		msg := jwtShaped.ReplaceAllString(f.Message, "[redacted]")
+		details = append(details, fmt.Sprintf("%s %s %s %s: %s", f.Time.UTC().Format(time.RFC3339), plain(f.Command, 32), plain(f.Registry, 256), plain(f.Class, 64), plain(msg, 1000)))
+	}
+	last := failures[len(failures)-1]
+	ago := st.now.Sub(last.Time).Round(time.Second)
+	summary := fmt.Sprintf("the last recorded failure was %s ago: %s for %s, %s", ago, last.Command, quote(last.Registry), last.Class)
+	if ago > recentFailure {
+		return ok(summary+"; none since", details...)
+	}
+	return warn(summary, "the message says what was wrong; the checks above say whether it still is", details...)
+}
+
+// plain shows s as it is when it is one line of printable text within
+// limit runes, as the helper writes it; else quoted and capped, so an
+// edited record cannot forge a line or send escapes to the terminal.
+func plain(s string, limit int) string {
+	if s != "" && utf8.RuneCountInString(s) <= limit && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	return logsafe.Quote(s, limit)
 }
 
 func countWord(n int) string {

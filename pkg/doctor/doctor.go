@@ -101,6 +101,7 @@ var checks = []check{
 	{"token-claims", checkClaims},
 	{"identity", checkIdentity},
 	{"cache", checkCache},
+	{"failures", checkFailures},
 	{"exchange", checkExchange},
 	{"registry", checkRegistries},
 }
@@ -126,6 +127,7 @@ type state struct {
 	amb     *creds.AmbientToken // the ambient token found, if any
 	usable  bool                // amb passed its pre-flight check
 	hosts   []string            // the served registries that are hosts
+	cache   *creds.CacheReport  // what the cache check found
 	regTok  string              // the registry token the exchange returned
 	tokAuds []string            // its audience
 }

@@ -131,7 +131,7 @@ func TestHealthySetup(t *testing.T) {
 	w := newWorld(t)
 	o := w.run(t)
 	assert.Equal(t, 0, o.code)
-	for _, name := range []string{"config", "path", "docker-config", "ambient-token", "token-claims", "identity", "cache", "exchange"} {
+	for _, name := range []string{"config", "path", "docker-config", "ambient-token", "token-claims", "identity", "cache", "failures", "exchange"} {
 		assert.True(t, strings.HasPrefix(o.line(name), "✔ "), "%s passes", name)
 	}
 	assert.True(t, strings.HasPrefix(o.line("registry"), "- registry: not asked"))
@@ -423,8 +423,8 @@ func TestJSON(t *testing.T) {
 			assert.NotEmpty(t, c["fix"], "a failure has its fix")
 		}
 	}
-	assert.Equal(t, []string{"config", "path", "docker-config", "ambient-token", "token-claims", "identity", "cache", "exchange", "registry"}, names)
-	assert.Equal(t, "fail", rep.Checks[7]["status"])
+	assert.Equal(t, []string{"config", "path", "docker-config", "ambient-token", "token-claims", "identity", "cache", "failures", "exchange", "registry"}, names)
+	assert.Equal(t, "fail", rep.Checks[8]["status"])
 }
 
 func TestUsage(t *testing.T) {
@@ -442,6 +442,15 @@ func TestUsage(t *testing.T) {
 		assert.Empty(t, o.stdout)
 		assert.True(t, strings.HasPrefix(o.stderr, "doctor: "))
 	}
+}
+
+func TestPlain(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "get", plain("get", 10))
+	assert.Equal(t, `"a\nE0101 forged"`, plain("a\nE0101 forged", 100))
+	assert.Equal(t, `"\u202eevil"`, plain("\u202eevil", 100), "a bidi override is quoted")
+	assert.Equal(t, `"abc"… (6 bytes)`, plain("abcdef", 3))
+	assert.Equal(t, `""`, plain("", 3))
 }
 
 func TestConfigError(t *testing.T) {
@@ -484,4 +493,41 @@ func TestRegistryCheckFails(t *testing.T) {
 	assert.True(t, strings.HasPrefix(o.line("exchange"), "✔ "), "the exchange does not need the registry")
 	assert.Equal(t, "✘ registry: 1 of 1 served registries refused the token or could not be reached", o.line("registry"))
 	assert.Contains(t, o.block("registry"), w.sb.Registry.Host()+": cannot reach")
+}
+
+// A refused get is recorded; doctor --offline then shows the server's
+// words, which docker threw away. doctor's own exchange records nothing,
+// and doctor makes no cache folder.
+func TestFailureRecord(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	const words = "the identity does not trust this token's subject (failure record test)"
+	w.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: words})
+	o := w.run(t)
+	assert.Contains(t, o.line("exchange"), words)
+	o = w.run(t, "--offline")
+	assert.Equal(t, "✔ failures: none recorded (the cache folder, where the record is kept, is not made yet)", o.line("failures"))
+	assert.NoDirExists(t, w.env["CHAINGUARD_CACHE_DIR"])
+
+	cfg, err := creds.LoadConfig(func(k string) string { return w.env[k] })
+	require.NoError(t, err)
+	h, err := creds.New(cfg)
+	require.NoError(t, err)
+	w.sb.STS.InjectFaults(sandbox.Fault{Status: 403, Message: words})
+	_, _, err = h.Get(w.sb.Registry.Host())
+	require.ErrorIs(t, err, creds.ErrIdentityRejected)
+
+	o = w.run(t, "--offline")
+	assert.Equal(t, 0, o.code, "a past failure is a warning")
+	assert.Regexp(t, `^! failures: the last recorded failure was \d+s ago: get for "`+regexp.QuoteMeta(w.sb.Registry.Host())+`", ErrIdentityRejected$`, o.line("failures"))
+	block := o.block("failures")
+	assert.Contains(t, block, "fix: the message says what was wrong")
+	assert.Contains(t, block, "failures.log")
+	assert.Regexp(t, `(?m)^    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ get `+regexp.QuoteMeta(w.sb.Registry.Host())+` ErrIdentityRejected: the STS rejected the exchange: `, block)
+	assert.Contains(t, block, words)
+	assert.Equal(t, 1, strings.Count(block, "ErrIdentityRejected: "), "one failure recorded: doctor's own was not")
+
+	w.env["CHAINGUARD_NO_CACHE"] = "true"
+	o = w.run(t, "--offline")
+	assert.Equal(t, "- failures: no record: it is kept in the cache folder, and the cache is off", o.line("failures"))
 }
