@@ -256,9 +256,9 @@ func checkIdentity(st *state) result {
 	if err := exchange.CheckIdentity(id); err != nil {
 		return fail(from+": "+err.Error(), "set it to the identity's id, as chainctl iam identities list shows it", details...)
 	}
-	summary := from + " is " + quote(id)
+	summary := from + " is " + quote(id) + "; whether the STS knows it and lets this token assume it shows in the exchange"
 	if st.opts.offline {
-		summary += "; whether the STS knows it and lets this token assume it shows only in an exchange (not with --offline)"
+		summary += " (not with --offline)"
 	}
 	return ok(summary, details...)
 }
@@ -313,7 +313,10 @@ func checkCache(st *state) result {
 	if r.Owner == os.Geteuid() {
 		owner += " (this user)"
 	}
-	summary := fmt.Sprintf("%s: %s, %s valid", quote(r.Dir), plural(r.Entries, "cached token"), countWord(r.Valid))
+	summary := quote(r.Dir) + ": no cached token"
+	if r.Entries > 0 {
+		summary = fmt.Sprintf("%s: %s, %s valid", quote(r.Dir), plural(r.Entries, "cached token"), countWord(r.Valid))
+	}
 	if r.Valid > 0 {
 		summary += ", the latest " + until(r.ValidUntil, st.now)
 	}
