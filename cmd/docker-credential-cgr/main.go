@@ -12,6 +12,7 @@ import (
 
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/dockerconfig"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/doctor"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
 
@@ -62,6 +63,8 @@ func dispatch(cmd string, args []string) int {
 			return 1
 		}
 		return kubelet.RunPlugin(h, os.Stdin, os.Stdout, os.Stderr)
+	case "doctor":
+		return doctor.Run(args, os.Getenv, os.Stdout, os.Stderr)
 	case "configure-docker":
 		return dockerconfig.Run(args, os.Getenv, os.Stdout, os.Stderr)
 	case "configure-kubelet":
