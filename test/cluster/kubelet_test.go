@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/distribution"
 )
 
 const (
@@ -86,8 +87,8 @@ func TestKubeletPullsThroughPlugin(t *testing.T) {
 	seeder.stop(10 * time.Second)
 	certFile := filepath.Join(dir, "realm.crt")
 	must(t, os.WriteFile(certFile, front.realm.CertificatePEM(), 0o600))
-	reg, regAddr := startRegistry(t, bins.registry, filepath.Join(dir, "registry"), storage, &tokenAuth{
-		realm: front.srv.URL + "/token", service: front.realm.Service(), issuer: front.realm.Issuer(), rootCertBundle: certFile,
+	reg, regAddr := startRegistry(t, bins.registry, filepath.Join(dir, "registry"), storage, &distribution.TokenAuth{
+		Realm: front.srv.URL + "/token", Service: front.realm.Service(), Issuer: front.realm.Issuer(), RootCertBundle: certFile,
 	})
 	t.Cleanup(func() { reg.stop(10 * time.Second) })
 	u := urlHost{regAddr}.url()

@@ -6,7 +6,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -31,19 +30,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/distribution"
 )
 
 // repo is the repository the test images live in: a cgr.dev-like name.
 const repo = "chainguard/static"
 
-// tokenAuth is distribution's auth.token configuration.
-type tokenAuth struct {
-	realm, service, issuer, rootCertBundle string
-}
-
 // startRegistry starts Debian's docker-registry on a free loopback port,
 // serving storage, with token auth when auth is set. As in test/e2e.
-func startRegistry(t *testing.T, bin, dir, storage string, auth *tokenAuth) (*proc, string) {
+func startRegistry(t *testing.T, bin, dir, storage string, auth *distribution.TokenAuth) (*proc, string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -60,38 +55,14 @@ func startRegistry(t *testing.T, bin, dir, storage string, auth *tokenAuth) (*pr
 	return nil, ""
 }
 
-func tryStartRegistry(bin, dir, storage string, auth *tokenAuth) (*proc, string, error) {
+func tryStartRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %q
-  secret: %q
-`, storage, addr, fmt.Sprint(time.Now().UnixNano()))
-	if auth != nil {
-		cfg += fmt.Sprintf(`auth:
-  token:
-    realm: %q
-    service: %q
-    issuer: %q
-    rootcertbundle: %q
-`, auth.realm, auth.service, auth.issuer, auth.rootCertBundle)
-	}
 	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(distribution.Config(storage, addr, auth)), 0o600); err != nil {
 		return nil, "", err
 	}
 	// HOME only: REGISTRY_* variables would override the file.
@@ -99,10 +70,7 @@ http:
 	if err != nil {
 		return nil, "", err
 	}
-	want := http.StatusOK
-	if auth != nil {
-		want = http.StatusUnauthorized
-	}
+	want := distribution.ReadyStatus(auth)
 	client := &http.Client{Timeout: 2 * time.Second}
 	err = waitFor("docker-registry on "+addr, p, 30*time.Second, func() bool {
 		resp, err := client.Get("http://" + addr + "/v2/")

@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/distribution"
 )
 
 // repo is the repository every test image is pushed to: a cgr.dev-like
@@ -289,11 +290,11 @@ func (s *suite) startTokenRegistry(registryBin, work, storage string) error {
 		return err
 	}
 	var err error
-	s.registry, err = startRegistry(registryBin, filepath.Join(work, "registry"), storage, &tokenAuth{
-		realm:          s.front.URL + "/token",
-		service:        s.realm.Service(),
-		issuer:         s.realm.Issuer(),
-		rootCertBundle: certFile,
+	s.registry, err = startRegistry(registryBin, filepath.Join(work, "registry"), storage, &distribution.TokenAuth{
+		Realm:          s.front.URL + "/token",
+		Service:        s.realm.Service(),
+		Issuer:         s.realm.Issuer(),
+		RootCertBundle: certFile,
 	})
 	if err != nil {
 		return err

@@ -16,17 +16,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/distribution"
 )
 
 // Every process the suite starts gets SIGKILL if the test binary dies
 // without cleaning up (a panic, go test's -timeout), so none outlives it.
 func childAttrs() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
-
-// tokenAuth is distribution's auth.token configuration.
-type tokenAuth struct {
-	realm, service, issuer, rootCertBundle string
 }
 
 // registryProc is a running docker-registry.
@@ -41,7 +38,7 @@ type registryProc struct {
 // free loopback port, serving storage, with token auth when auth is set and
 // without any auth otherwise. It retries on a new port if it loses the race
 // for one.
-func startRegistry(bin, dir, storage string, auth *tokenAuth) (*registryProc, error) {
+func startRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*registryProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -56,14 +53,14 @@ func startRegistry(bin, dir, storage string, auth *tokenAuth) (*registryProc, er
 	return nil, lastErr
 }
 
-func tryStartRegistry(bin, dir, storage string, auth *tokenAuth) (*registryProc, error) {
+func tryStartRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*registryProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(registryConfig(storage, addr, auth)), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(distribution.Config(storage, addr, auth)), 0o600); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
@@ -84,46 +81,10 @@ func tryStartRegistry(bin, dir, storage string, auth *tokenAuth) (*registryProc,
 	r := &registryProc{addr: addr, dir: dir, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(r.done) }()
 
-	// Ready when /v2/ answers: 200 without auth, 401 with a Bearer
-	// challenge with token auth.
-	want := http.StatusOK
-	if auth != nil {
-		want = http.StatusUnauthorized
-	}
-	if err := r.waitReady(want); err != nil {
+	if err := r.waitReady(distribution.ReadyStatus(auth)); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// registryConfig is docker-registry's config.yml: storage on the
-// filesystem, listening on addr, with token auth when auth is set.
-func registryConfig(storage, addr string, auth *tokenAuth) string {
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %q
-  secret: %q
-`, storage, addr, fmt.Sprint(time.Now().UnixNano()))
-	if auth != nil {
-		cfg += fmt.Sprintf(`auth:
-  token:
-    realm: %q
-    service: %q
-    issuer: %q
-    rootcertbundle: %q
-`, auth.realm, auth.service, auth.issuer, auth.rootCertBundle)
-	}
-	return cfg
 }
 
 // waitReady polls /v2/ until it answers with want, for up to 30s. It stops
