@@ -35,8 +35,13 @@ const (
 	// stored it, which may be a little ahead (a clock step, another clock).
 	clockSlack = time.Minute
 
-	// lockPoll is how often a waiter retries a lock another process holds.
-	lockPoll = 10 * time.Millisecond
+	// lockPoll is how long a waiter first waits before retrying a lock
+	// another process holds. Each later wait is half as long again, up to
+	// lockPollMax, and jittered: 512 waiters retrying every 10 ms on 2
+	// cores left the holder too little CPU to finish its exchange within
+	// the waiters' budget, and most of them then exchanged too.
+	lockPoll    = 10 * time.Millisecond
+	lockPollMax = 50 * time.Millisecond
 )
 
 // File names in the cache folder: <key>.json (entry), <key>.lock (exchange
@@ -52,6 +57,10 @@ const (
 // errLockWait says another process held the exchange lock for longer than
 // the caller would wait; the caller then exchanges without the cache.
 var errLockWait = errors.New("timed out waiting for another process that is exchanging for the same key")
+
+// errReady is lockWait's answer when what the lock's holder was exchanging
+// for became ready while waiting.
+var errReady = errors.New("ready while waiting for the lock")
 
 // cache is the on-disk token cache (docs/reference.md#token-cache): one small JSON file per key,
 // private to the user, replaced atomically, with a lock file beside it so
@@ -447,10 +456,17 @@ func (c *cache) removeOurs(name string) bool {
 // error wraps errLockWait. A lock file that is not a regular file of ours
 // (a planted link, FIFO or foreign file) is an error at once: no lock, and
 // the caller exchanges without the cache.
-func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration) (unlock func(), err error) {
+//
+// ready, if not nil, is asked after each attempt that finds the lock held;
+// when it reports true (the holder's entry is there) the error is
+// errReady and no lock is taken. Without it, a fleet of waiters would take
+// the lock one by one just to read that entry: 512 processes polling on 2
+// cores took longer than their budget, and most then exchanged.
+func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration, ready func() bool) (unlock func(), err error) {
 	name := key + lockSuffix
 	timeout := time.NewTimer(maxWait)
 	defer timeout.Stop()
+	poll := lockPoll
 	for {
 		unlock, err = c.tryLock(name)
 		if err != nil {
@@ -459,13 +475,17 @@ func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration)
 		if unlock != nil {
 			return unlock, nil
 		}
+		if ready != nil && ready() {
+			return nil, errReady
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timeout.C:
 			return nil, fmt.Errorf("%w (waited %s)", errLockWait, maxWait)
-		case <-time.After(lockPoll):
+		case <-time.After(poll/2 + rand.N(poll/2+1)): //nolint:gosec // G404: jitter, not a secret
 		}
+		poll = min(poll*3/2, lockPollMax)
 	}
 }
 
