@@ -74,12 +74,15 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 		if fi, err := os.Stat(c.bin); err == nil {
 			r.SizeBytes = fi.Size()
 		}
-		ms, toFloor, toPlain := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
+		ms, cpu, toFloor, toPlain, toGet := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
 		for k, s := range samples[i] {
-			ms[k] = s.ms
-			toFloor[k], toPlain[k] = s.ms/floor[k].ms, s.ms/plain[k].ms
+			ms[k], cpu[k] = s.ms, s.cpuMs
+			toFloor[k], toPlain[k], toGet[k] = s.ms/floor[k].ms, s.ms/plain[k].ms, s.ms/samples[0][k].ms
 		}
-		r.MedianMs = median(ms)
+		r.MedianMs, r.CPUMs = median(ms), median(cpu)
+		if i > 0 && c.kind == "ours" {
+			r.RatioGet = median(toGet)
+		}
 		var err error
 		if r.MaxRSSKiB, err = peakRSS(c.make, rssRuns, nil); err != nil {
 			return nil, fmt.Errorf("%s under %s: %w", c.name, timeBin, err)

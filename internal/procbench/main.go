@@ -18,6 +18,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -53,6 +54,7 @@ type options struct {
 	helper, against string
 	peers           peerFlag
 	pairs, coldRuns int
+	loopOnly        bool
 	delay           time.Duration
 	fleets          []int
 	jsonOut, doc    string
@@ -68,6 +70,7 @@ func main() {
 	flag.IntVar(&o.coldRuns, "cold", 30, "cold gets timed with the added STS delay (and as many without)")
 	flag.DurationVar(&o.delay, "delay", 50*time.Millisecond, "delay the sandbox STS adds to each exchange in the cold-get timing")
 	fleets := flag.String("fleets", "8,32,128,512", "sizes of the parallel cold-get fleets")
+	flag.BoolVar(&o.loopOnly, "loop-only", false, "only the alternating loop: for a quick before/after with -against")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/benchmarks.md) from the results")
 	flag.StringVar(&o.svg, "svg", "", "draw the results as an SVG chart in this file")
@@ -165,14 +168,18 @@ func run(o options) error {
 
 	res := &results{Machine: describeMachine(), Date: time.Now().UTC().Format("2006-01-02")}
 	fmt.Println("machine:", res.Machine)
-	if res.Fleets, err = runFleets(h, o.fleets); err != nil {
-		return err
-	}
-	if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
-		return err
-	}
-	if res.Cold, err = runCold(h, o.coldRuns, o.delay); err != nil {
-		return err
+	if !o.loopOnly {
+		if res.Fleets, err = runFleets(h, o.fleets); err != nil {
+			return err
+		}
+		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
+			return err
+		}
+		if res.Cold, err = runCold(h, o.coldRuns, o.delay); err != nil {
+			return err
+		}
+	} else if o.doc != "" || o.svg != "" {
+		return errors.New("-loop-only measures too little for -doc and -svg")
 	}
 	// The loop's cached gets read the entry a get leaves in the main cache.
 	if _, err := timeRun(h.get(h.env)); err != nil {

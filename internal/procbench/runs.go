@@ -179,8 +179,11 @@ type proc struct {
 	want string
 }
 
-// sample is one finished process's wall time in milliseconds.
-type sample struct{ ms float64 }
+// sample is one finished process: wall time and CPU time (user plus
+// system, from wait4), in milliseconds. CPU time is steadier than wall
+// time on a shared machine, and says whether a change cut work or only
+// waiting.
+type sample struct{ ms, cpuMs float64 }
 
 // timeRun starts r and waits for it. A non-zero exit, or stdout without
 // r.want, is an error. Only a failed process's output is shown: a
@@ -191,6 +194,9 @@ func timeRun(r proc) (sample, error) {
 	t0 := time.Now()
 	err := r.cmd.Run()
 	s := sample{ms: float64(time.Since(t0).Microseconds()) / 1000}
+	if ps := r.cmd.ProcessState; ps != nil {
+		s.cpuMs = float64((ps.UserTime() + ps.SystemTime()).Microseconds()) / 1000
+	}
 	name := filepath.Base(r.cmd.Path) + " " + strings.Join(r.cmd.Args[1:], " ")
 	if err != nil {
 		return s, fmt.Errorf("%s: %w: %s", name, err, clip(stdout.String()+stderr.String()))
