@@ -156,6 +156,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if err := stageAll(work, &helper, &o, &bases); err != nil {
+		return err
+	}
 	sb, err := sandbox.Start()
 	if err != nil {
 		return err
