@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -51,14 +52,19 @@ const floorName = "floor: + HTTPS client and golang-jwt linked"
 // ratios to it.
 const plainName = "floor: reads one file"
 
-// runLoop runs every command once per round, starting each round at the
-// next command, so that neither drift in the machine's load nor the
-// position in the round favours one of them.
+// runLoop runs every command once per round, in a new random order each
+// round, so that neither drift in the machine's load nor the command run
+// just before (a fixed neighbour was worth a few percent) favours one of
+// them.
 func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 	samples := make([][]sample, len(cmds))
+	order := make([]int, len(cmds))
+	for i := range order {
+		order[i] = i
+	}
 	for i := range rounds {
-		for j := range cmds {
-			k := (i + j) % len(cmds)
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, k := range order {
 			s, err := timeRun(cmds[k].make())
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", i, cmds[k].name, err)

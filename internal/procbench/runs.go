@@ -303,6 +303,9 @@ func stageAll(work string, helper *string, o *options, b *baselines) error {
 		if err := copyFile(*p, dst); err != nil {
 			return fmt.Errorf("staging %s: %w", *p, err)
 		}
+		if err := settle(dst); err != nil {
+			return fmt.Errorf("staging %s: %w", *p, err)
+		}
 		*p = dst
 	}
 	return nil
