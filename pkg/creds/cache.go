@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -281,7 +280,7 @@ func (c *cache) readPrivate(name string) ([]byte, error) {
 	if fi.Size() > maxEntrySize {
 		return nil, errors.New("too large")
 	}
-	return io.ReadAll(io.LimitReader(f, maxEntrySize))
+	return readSized(f, fi.Size(), maxEntrySize)
 }
 
 // openPrivate opens the existing file called name. os.Root follows a
