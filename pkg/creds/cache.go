@@ -335,7 +335,9 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 	if limit := now.Add(maxTrustedLifetime); exp.After(limit) {
 		exp = limit
 	}
-	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp})
+	// Written in UTC: the same instant, and formatting it in the local zone
+	// would load the zone database just for this.
+	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp.UTC()})
 	if err != nil {
 		return err
 	}
