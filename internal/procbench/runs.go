@@ -104,9 +104,9 @@ func buildBaseline(dir, name, src string) (string, error) {
 // helperRuns makes the helper's commands, each a fresh process with the
 // sandbox's environment, as docker and the kubelet start it.
 type helperRuns struct {
-	sb                        *sandbox.Sandbox
-	bin, host, work, cacheDir string
-	env                       []string
+	sb                                   *sandbox.Sandbox
+	bin, host, work, cacheDir, tokenFile string
+	env                                  []string
 }
 
 // newHelperRuns mints the ambient token into work and sets the environment
@@ -122,11 +122,12 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 	}
 	cacheDir := filepath.Join(work, "cache")
 	return &helperRuns{
-		sb:       sb,
-		bin:      helper,
-		host:     sb.Registry.Host(),
-		work:     work,
-		cacheDir: cacheDir,
+		sb:        sb,
+		bin:       helper,
+		host:      sb.Registry.Host(),
+		work:      work,
+		cacheDir:  cacheDir,
+		tokenFile: tokenFile,
 		env: []string{
 			"HOME=" + work,
 			"CHAINGUARD_ISSUER=" + sb.STS.URL(),
