@@ -63,7 +63,7 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 		order[i] = i
 	}
 	for i := range rounds {
-		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] }) //nolint:gosec // G404: an order to run in, not a secret
 		for _, k := range order {
 			s, err := timeRun(cmds[k].make())
 			if err != nil {
