@@ -170,8 +170,8 @@ func runCold(h *helperRuns, runs int, delay time.Duration) (coldResult, error) {
 	if err != nil {
 		return coldResult{}, fmt.Errorf("cold get under %s: %w", timeBin, err)
 	}
-	fmt.Printf("cold get, %d runs: %.1f ms with the STS delayed %.0f ms (%.1f ms beyond the delay, p90 %.1f; %.1f ms beyond one delayed round trip of %.1f ms from procbench, p90 %.1f); %.1f ms with no delay; peak RSS %.1f MiB\n",
-		runs, r.DelayedMs, r.DelayMs, r.MinusDelay.Median, r.MinusDelay.P90, r.BeyondRoundTrip.Median, r.RoundTripMs, r.BeyondRoundTrip.P90, r.DirectMs, float64(r.MaxRSSKiB)/1024)
+	fmt.Printf("cold get, %d runs: %.1f ms with the STS delayed %.0f ms (%.1f ms beyond the delay, p90 %.1f; %.1f ms beyond one delayed round trip of %.1f ms from procbench, p90 %.1f); %.1f ms with no delay; peak RSS %s\n",
+		runs, r.DelayedMs, r.DelayMs, r.MinusDelay.Median, r.MinusDelay.P90, r.BeyondRoundTrip.Median, r.RoundTripMs, r.BeyondRoundTrip.P90, r.DirectMs, mib(r.MaxRSSKiB))
 	return r, nil
 }
 

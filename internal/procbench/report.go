@@ -94,8 +94,8 @@ func (r *results) printLoop() {
 	fmt.Printf("cached runs and peers, %d alternating rounds (ratios are medians of per-round ratios):\n", r.Pairs)
 	fmt.Printf("  %-46s %8s %8s %18s %9s %9s %9s\n", "command", "median", "CPU", "/floor (p10-p90)", "/1 file", "peak RSS", "size")
 	for _, c := range r.Loop {
-		fmt.Printf("  %-46s %6.2fms %6.2fms %5.2fx (%.2f-%.2f) %8.2fx %6.1fMiB %6.2fMiB\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
-			c.RatioPlain, float64(c.MaxRSSKiB)/1024, float64(c.SizeBytes)/(1<<20))
+		fmt.Printf("  %-46s %6.2fms %6.2fms %5.2fx (%.2f-%.2f) %8.2fx %9s %6.2fMiB\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
+			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
 	}
 	for _, c := range r.Loop {
 		if c.RatioGet != 0 {
@@ -153,8 +153,8 @@ func (r *results) rewriteDoc(path, svg string) error {
 	fmt.Fprintf(&b, "Cached runs, the floors and the peers, %d alternating rounds. Ratios are medians of the per-round ratios; the floor is a stripped Go binary that links an HTTPS client and golang-jwt, never runs them, and reads the cache entry.\n\n", r.Pairs)
 	b.WriteString("| command | median wall | median CPU | ratio to the floor (p10–p90) | ratio to a binary that reads one file | peak RSS | binary size |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Loop {
-		fmt.Fprintf(&b, "| %s | %.2f ms | %.2f ms | **%.2f×** (%.2f–%.2f) | %.2f× | %.1f MiB | %.2f MiB |\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
-			c.RatioPlain, float64(c.MaxRSSKiB)/1024, float64(c.SizeBytes)/(1<<20))
+		fmt.Fprintf(&b, "| %s | %.2f ms | %.2f ms | **%.2f×** (%.2f–%.2f) | %.2f× | %s | %.2f MiB |\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
+			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
 	}
 	fmt.Fprintf(&b, "\nCold `get` (the cache folder and lock file there, the entry gone, as when the token ran out; one exchange each), %d runs with the sandbox STS delaying every answer by %.0f ms and %d without, alternately:\n\n", r.Cold.Runs, r.Cold.DelayMs, r.Cold.Runs)
 	b.WriteString("| measure | median |\n|---|---|\n")
@@ -163,7 +163,7 @@ func (r *results) rewriteDoc(path, svg string) error {
 	fmt.Fprintf(&b, "| one delayed exchange from procbench itself, new connection (the round trip) | %.1f ms |\n", r.Cold.RoundTripMs)
 	fmt.Fprintf(&b, "| wall less that round trip | **%.1f ms** (p10 %.1f, p90 %.1f) |\n", r.Cold.BeyondRoundTrip.Median, r.Cold.BeyondRoundTrip.P10, r.Cold.BeyondRoundTrip.P90)
 	fmt.Fprintf(&b, "| wall, no delay | %.1f ms |\n", r.Cold.DirectMs)
-	fmt.Fprintf(&b, "| peak RSS | %.1f MiB |\n", float64(r.Cold.MaxRSSKiB)/1024)
+	fmt.Fprintf(&b, "| peak RSS | %s |\n", mib(r.Cold.MaxRSSKiB))
 	b.WriteString("\nFleets: N `get` processes started at once, each fleet on an empty cache of its own.\n\n| N | exchanges | failures | wall |\n|---|---|---|---|\n")
 	for _, f := range r.Fleets {
 		fmt.Fprintf(&b, "| %d | **%d** | %d | %.0f ms |\n", f.N, f.Exchanges, f.Failures, f.WallMs)
@@ -273,4 +273,12 @@ func fleetLabels(fs []fleetResult) []string {
 		out[i] = fmt.Sprintf(" %.0f ms", f.WallMs)
 	}
 	return out
+}
+
+// mib formats a peak RSS; 0 means /usr/bin/time was missing.
+func mib(kib int64) string {
+	if kib == 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
 }
