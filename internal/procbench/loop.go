@@ -25,7 +25,9 @@ func loopCommands(h *helperRuns, b baselines, entry string, o options) []command
 		{name: "docker-credential-cgr kubelet (cached)", kind: "ours", bin: h.bin, make: func() proc { return h.kubelet(h.env, "") }},
 	}
 	if o.against != "" {
-		cmds = append(cmds, command{name: "against: get (cached)", kind: "ours", bin: o.against, make: func() proc { return getWith(o.against, h.host, h.env) }})
+		cmds = append(cmds,
+			command{name: "against: get (cached)", kind: "ours", bin: o.against, make: func() proc { return getWith(o.against, h.host, h.env) }},
+			command{name: "get (cached), a second copy", kind: "ours", bin: o.helperCopy, make: func() proc { return getWith(o.helperCopy, h.host, h.env) }})
 	}
 	file := func(bin string) func() proc {
 		return func() proc { return proc{exec.Command(bin, entry), `"token"`} }

@@ -52,6 +52,10 @@ func (p *peerFlag) Set(v string) error {
 // options are the command line.
 type options struct {
 	helper, against string
+	// helperCopy is a second copy of the helper, timed beside -against:
+	// its ratio to the first copy is what the same bytes differ by in
+	// this run, the noise a before/after ratio must beat.
+	helperCopy      string
 	peers           peerFlag
 	pairs, coldRuns int
 	loopOnly        bool

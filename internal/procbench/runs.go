@@ -288,7 +288,8 @@ func stageAll(work string, helper *string, o *options, b *baselines) error {
 	}
 	paths := []*string{helper, &b.plain, &b.netHTTP, &b.httpsJWT}
 	if o.against != "" {
-		paths = append(paths, &o.against)
+		o.helperCopy = *helper
+		paths = append(paths, &o.against, &o.helperCopy)
 	}
 	for i := range o.peers {
 		paths = append(paths, &o.peers[i].path)
