@@ -87,10 +87,22 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAddHelpers$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
 	$(GO) test -run='^$$' -fuzz='^FuzzSetSettings$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
 
-## bench: Go benchmarks plus whole-process timings; numbers go in docs/benchmarks.md
+## bench: Go benchmarks plus whole-process timings (internal/procbench) beside the floors and the
+## peers below, built once with go install at pinned versions like ours (stripped, cgo off) into
+## BENCH_CACHE; rewrites docs/benchmarks.md's generated section and docs/benchmarks.svg
+GCR_HELPER_PKG     := github.com/GoogleCloudPlatform/docker-credential-gcr/v2
+GCR_HELPER_VERSION := v2.2.1
+ECR_HELPER_PKG     := github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login
+ECR_HELPER_VERSION := v0.12.0
+BENCH_CACHE        ?= $(HOME)/.cache/docker-credential-cgr/bench-peers
+GCR_HELPER         := $(BENCH_CACHE)/gcr-$(GCR_HELPER_VERSION)/docker-credential-gcr
+ECR_HELPER         := $(BENCH_CACHE)/ecr-$(ECR_HELPER_VERSION)/docker-credential-ecr-login
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
-	$(GO) run ./internal/procbench -helper $(BIN)
+	GOBIN=$(dir $(GCR_HELPER)) CGO_ENABLED=0 $(GO) install -trimpath -ldflags='-s -w' $(GCR_HELPER_PKG)@$(GCR_HELPER_VERSION)
+	GOBIN=$(dir $(ECR_HELPER)) CGO_ENABLED=0 $(GO) install -trimpath -ldflags='-s -w' $(ECR_HELPER_PKG)@$(ECR_HELPER_VERSION)
+	$(GO) run ./internal/procbench -helper $(BIN) -peer docker-credential-gcr=$(GCR_HELPER) \
+		-peer amazon-ecr-credential-helper=$(ECR_HELPER) -json bin/bench.json -doc docs/benchmarks.md -svg docs/benchmarks.svg
 
 ## e2e: real crane, skopeo and docker (through a dockerd the suite starts) pull through the built
 ## binary from a real token-auth distribution registry; test/e2e/install.sh installs the components

@@ -1,73 +1,148 @@
-// Command procbench measures docker-credential-cgr as docker runs it: one
-// whole process per credential request. It reports the cached `get` against
-// a minimal Go binary that reads one small file (run alternately, median of
-// the per-pair ratios), the stripped binary's size, and the exchange count
-// and wall time of 32 parallel cold gets, and a cached kubelet-mode call
-// against a cached get. `make bench` runs it; the numbers
-// go in docs/benchmarks.md.
+// Command procbench measures docker-credential-cgr as docker and the kubelet
+// run it: one whole process per credential request. In one run it reports
+//
+//   - the cached `get` (and kubelet-mode call) against floor binaries and
+//     peer helpers, all run alternately in one loop, as the median of the
+//     per-pair ratios;
+//   - a cold `get` against a sandbox STS with a fixed added delay, minus
+//     that delay;
+//   - fleets of N parallel cold gets, each of which must make exactly one
+//     exchange, and 100 concurrent kubelet-mode calls for 20 service
+//     accounts, which must make exactly 20;
+//   - peak RSS (wait4's rusage) of a cached and a cold get;
+//   - binary sizes.
+//
+// It exits non-zero if any timed run fails or a cached run makes an
+// exchange. With -doc and -svg it rewrites the generated part of
+// docs/benchmarks.md and draws the chart. `make bench` runs it.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"runtime"
-	"slices"
+	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
 )
 
-// baseline is the least a credential helper can do: read a small file and
-// print it. The variants link more without running it: net/http alone;
-// and an HTTPS client call plus a golang-jwt parse, the floor for any
-// helper that can exchange a token and read its expiry.
-func baseline(imports, unreached string) string {
-	return `package main
+// peerFlag collects -peer name=path, repeatable.
+type peerFlag []peer
 
-import (
-	"os"
-` + imports + `
-)
+// peer is another credential helper, timed running `version`.
+type peer struct{ name, path string }
 
-func main() {
-	b, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		os.Exit(1)
+func (p *peerFlag) String() string { return fmt.Sprint(*p) }
+
+func (p *peerFlag) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("want name=path, got %q", v)
 	}
-	if len(os.Args) > 2 { // never at run time; only so the linker keeps the code
-` + unreached + `
-	}
-	os.Stdout.Write(b)
-}
-`
+	*p = append(*p, peer{name, path})
+	return nil
 }
 
-var (
-	baselineSrc = baseline("", "")
-	netHTTPSrc  = baseline(`	_ "net/http"`, "")
-	httpsJWTSrc = baseline(`	"net/http"
-	"github.com/golang-jwt/jwt/v5"`, `		http.Post(os.Args[2], "", nil)
-		var c jwt.RegisteredClaims
-		jwt.NewParser().ParseUnverified(os.Args[2], &c)`)
-)
+// options are the command line.
+type options struct {
+	helper, against string
+	// helperCopy is a second copy of the helper, timed beside -against:
+	// its ratio to the first copy is what the same bytes differ by in
+	// this run, the noise a before/after ratio must beat.
+	helperCopy      string
+	peers           peerFlag
+	pairs, coldRuns int
+	loopOnly        bool
+	delay           time.Duration
+	fleets          []int
+	jsonOut, doc    string
+	svg             string
+}
 
 func main() {
-	helper := flag.String("helper", "bin/docker-credential-cgr", "the built binary (make build)")
-	pairs := flag.Int("pairs", 300, "alternating runs of each binary")
+	var o options
+	flag.StringVar(&o.helper, "helper", "bin/docker-credential-cgr", "the built binary (make build)")
+	flag.StringVar(&o.against, "against", "", "another build of the helper (say, the commit before a change) whose cached get joins the loop, for a paired before/after ratio")
+	flag.Var(&o.peers, "peer", "name=path of a peer helper whose `version` joins the loop; repeatable")
+	flag.IntVar(&o.pairs, "pairs", 300, "rounds of the alternating loop: each command runs once per round")
+	flag.IntVar(&o.coldRuns, "cold", 30, "cold gets timed with the added STS delay (and as many without)")
+	flag.DurationVar(&o.delay, "delay", 50*time.Millisecond, "delay the sandbox STS adds to each exchange in the cold-get timing")
+	fleets := flag.String("fleets", "8,32,128,512", "sizes of the parallel cold-get fleets")
+	flag.BoolVar(&o.loopOnly, "loop-only", false, "only the alternating loop: for a quick before/after with -against")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/benchmarks.md) from the results")
+	flag.StringVar(&o.svg, "svg", "", "draw the results as an SVG chart in this file")
+	hold := flag.String("hold", "", "instead: prime the cache, write the helper's environment to this file (one VAR=value a line) and wait for an interrupt, for strace, perf and GODEBUG runs by hand")
 	flag.Parse()
-	if err := run(*helper, *pairs); err != nil {
+	var err error
+	if o.fleets, err = parseInts(*fleets); err == nil {
+		if *hold != "" {
+			err = holdSandbox(o.helper, *hold)
+		} else {
+			err = run(o)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "procbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(helper string, pairs int) error {
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad fleet size %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// holdSandbox primes a cache for a cached get and keeps the sandbox up
+// until interrupted, with the environment written to envFile.
+func holdSandbox(helper, envFile string) error {
 	helper, err := filepath.Abs(helper)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "procbench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	sb, err := sandbox.Start()
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	h, err := newHelperRuns(sb, helper, work)
+	if err != nil {
+		return err
+	}
+	if _, err := timeRun(h.get(h.env)); err != nil {
+		return fmt.Errorf("priming the cache: %w", err)
+	}
+	env := strings.Join(h.env, "\n") + "\nCGR_BENCH_HOST=" + h.host + "\n"
+	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("cache primed; environment in %s; interrupt to stop\n", envFile)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	return nil
+}
+
+func run(o options) error {
+	helper, err := filepath.Abs(o.helper)
 	if err != nil {
 		return err
 	}
@@ -85,6 +160,9 @@ func run(helper string, pairs int) error {
 	if err != nil {
 		return err
 	}
+	if err := stageAll(work, &helper, &o, &bases); err != nil {
+		return err
+	}
 	sb, err := sandbox.Start()
 	if err != nil {
 		return err
@@ -95,241 +173,38 @@ func run(helper string, pairs int) error {
 		return err
 	}
 
-	printMachine(helper)
-	if err := parallelColdGets(sb, h); err != nil {
-		return err
+	res := &results{Machine: describeMachine(), Date: time.Now().UTC().Format("2006-01-02")}
+	fmt.Println("machine:", res.Machine)
+	if !o.loopOnly {
+		if res.Fleets, err = runFleets(h, o.fleets); err != nil {
+			return err
+		}
+		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
+			return err
+		}
+		if res.Cold, err = runCold(h, o.coldRuns, o.delay); err != nil {
+			return err
+		}
+	} else if o.doc != "" || o.svg != "" {
+		return errors.New("-loop-only measures too little for -doc and -svg")
 	}
-	small, err := onlyCacheEntry(h.cacheDir) // the baselines read the very file the cached get reads
+	// The loop's cached gets read the entry a get leaves in the main cache.
+	if _, err := timeRun(h.get(h.env)); err != nil {
+		return fmt.Errorf("priming the cache: %w", err)
+	}
+	entry, err := onlyCacheEntry(h.cacheDir)
 	if err != nil {
 		return err
 	}
+	cmds := loopCommands(h, bases, entry, o)
 	before := sb.STS.Requests()
-	t, err := timePairs(h, bases, small, pairs)
-	if err != nil {
+	if res.Loop, err = runLoop(cmds, o.pairs); err != nil {
 		return err
 	}
 	if n := sb.STS.Requests() - before; n != 0 {
-		return fmt.Errorf("the cached gets made %d STS requests; the cache is not being hit", n)
+		return fmt.Errorf("the cached runs made %d STS requests; the cache is not being hit", n)
 	}
-	t.print(pairs)
-	return nil
-}
-
-// baselines are the built baseline binaries, one per variant.
-type baselines struct{ plain, netHTTP, httpsJWT string }
-
-func buildBaselines(work string) (baselines, error) {
-	var b baselines
-	var err error
-	if b.plain, err = buildBaseline(work, "baseline", baselineSrc); err != nil {
-		return b, err
-	}
-	if b.netHTTP, err = buildBaseline(work, "nethttp", netHTTPSrc); err != nil {
-		return b, err
-	}
-	b.httpsJWT, err = buildBaseline(work, "httpsjwt", httpsJWTSrc)
-	return b, err
-}
-
-// helperRuns makes the helper's commands, each a fresh process with the
-// sandbox's environment, as docker and the kubelet start it.
-type helperRuns struct {
-	bin, host, cacheDir string
-	env                 []string
-}
-
-// newHelperRuns mints the ambient token into work and sets the environment
-// that points the helper at the sandbox.
-func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error) {
-	ambient, err := sb.Issuer.MintServiceAccountToken("bench", "puller")
-	if err != nil {
-		return nil, err
-	}
-	tokenFile := filepath.Join(work, "oidc-token")
-	if err := os.WriteFile(tokenFile, []byte(ambient), 0o600); err != nil {
-		return nil, err
-	}
-	cacheDir := filepath.Join(work, "cache")
-	return &helperRuns{
-		bin:      helper,
-		host:     sb.Registry.Host(),
-		cacheDir: cacheDir,
-		env: []string{
-			"HOME=" + work,
-			"CHAINGUARD_ISSUER=" + sb.STS.URL(),
-			"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
-			"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
-			"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
-			"CHAINGUARD_CACHE_DIR=" + cacheDir,
-		},
-	}, nil
-}
-
-func (h *helperRuns) get() *exec.Cmd {
-	c := exec.Command(h.bin, "get")
-	c.Env = h.env
-	c.Stdin = strings.NewReader(h.host)
-	return c
-}
-
-func (h *helperRuns) kubelet() *exec.Cmd {
-	c := exec.Command(h.bin, "kubelet")
-	c.Env = h.env
-	c.Stdin = strings.NewReader(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"` +
-		h.host + `/chainguard/static:latest"}`)
-	return c
-}
-
-func printMachine(helper string) {
-	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	if fi, err := os.Stat(helper); err == nil {
-		fmt.Printf("binary size (%s): %.2f MiB (%d bytes)\n", filepath.Base(helper), float64(fi.Size())/(1<<20), fi.Size())
-	}
-}
-
-// parallelColdGets runs 32 gets at once against an empty cache and reports
-// how many exchanges they cost; every get must answer with a credential.
-func parallelColdGets(sb *sandbox.Sandbox, h *helperRuns) error {
-	var wg sync.WaitGroup
-	fails := 0
-	var mu sync.Mutex
-	t0 := time.Now()
-	for range 32 {
-		wg.Go(func() {
-			if out, err := h.get().Output(); err != nil || !strings.Contains(string(out), `"Username":"_token"`) {
-				mu.Lock()
-				fails++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	fmt.Printf("32 parallel cold gets: %d STS requests, %d exchanges, %d failures, %s wall\n",
-		sb.STS.Requests(), sb.STS.Exchanges(), fails, time.Since(t0).Round(time.Millisecond))
-	if fails > 0 {
-		return fmt.Errorf("%d of the parallel gets failed", fails)
-	}
-	return nil
-}
-
-// onlyCacheEntry is the one file the cold gets left in the cache.
-func onlyCacheEntry(cacheDir string) (string, error) {
-	entries, err := filepath.Glob(filepath.Join(cacheDir, "*.json"))
-	if err != nil {
-		return "", fmt.Errorf("listing the cache entries: %w", err)
-	}
-	if len(entries) != 1 {
-		return "", fmt.Errorf("want one cache entry, found %d", len(entries))
-	}
-	return entries[0], nil
-}
-
-// timings are wall times in milliseconds, one per pair, index i of each
-// slice from the same pair.
-type timings struct{ get, kubelet, base, netHTTP, httpsJWT []float64 }
-
-// timePairs runs each binary once per pair, alternating, so that drift in
-// the machine's load hits all of them alike.
-func timePairs(h *helperRuns, b baselines, small string, pairs int) (timings, error) {
-	var t timings
-	for range pairs {
-		g, err := timeRun(h.get())
-		if err != nil {
-			return t, fmt.Errorf("cached get: %w", err)
-		}
-		base, err := timeRun(exec.Command(b.plain, small))
-		if err != nil {
-			return t, err
-		}
-		nh, err := timeRun(exec.Command(b.netHTTP, small))
-		if err != nil {
-			return t, err
-		}
-		j, err := timeRun(exec.Command(b.httpsJWT, small))
-		if err != nil {
-			return t, err
-		}
-		k, err := timeRun(h.kubelet())
-		if err != nil {
-			return t, fmt.Errorf("cached kubelet call: %w", err)
-		}
-		t.get, t.base, t.netHTTP, t.httpsJWT, t.kubelet = append(t.get, g), append(t.base, base), append(t.netHTTP, nh), append(t.httpsJWT, j), append(t.kubelet, k)
-	}
-	return t, nil
-}
-
-func (t timings) print(pairs int) {
-	ratios := perPair(t.get, t.base)
-	fmt.Printf("cached get, %d alternating pairs (median wall per process):\n", pairs)
-	fmt.Printf("  docker-credential-cgr get   %.2f ms\n", median(t.get))
-	fmt.Printf("  docker-credential-cgr kubelet %.2f ms\n", median(t.kubelet))
-	fmt.Printf("  baseline (read one file)    %.2f ms\n", median(t.base))
-	fmt.Printf("  baseline + net/http linked  %.2f ms\n", median(t.netHTTP))
-	fmt.Printf("  baseline + HTTPS + jwt      %.2f ms\n", median(t.httpsJWT))
-	fmt.Printf("  ratio get/baseline: median %.2fx (p10 %.2fx, p90 %.2fx)\n", median(ratios), pct(ratios, 10), pct(ratios, 90))
-	fmt.Printf("  ratio net/http baseline/baseline: median %.2fx\n", median(perPair(t.netHTTP, t.base)))
-	fmt.Printf("  ratio HTTPS+jwt baseline/baseline: median %.2fx\n", median(perPair(t.httpsJWT, t.base)))
-	fmt.Printf("  ratio kubelet/get: median %.2fx\n", median(perPair(t.kubelet, t.get)))
-}
-
-// perPair is num[i]/den[i] for each pair i: the ratio within a pair, where
-// both ran under the same load.
-func perPair(num, den []float64) []float64 {
-	r := make([]float64, len(num))
-	for i := range num {
-		r[i] = num[i] / den[i]
-	}
-	return r
-}
-
-func buildBaseline(dir, name, src string) (string, error) {
-	d := filepath.Join(dir, name+"-src")
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(d, "main.go"), []byte(src), 0o600); err != nil {
-		return "", err
-	}
-	// The project's own go.mod and go.sum, renamed, so golang-jwt resolves
-	// to the version the product uses.
-	mod, err := os.ReadFile("go.mod")
-	if err != nil {
-		return "", fmt.Errorf("run from the repository root: %w", err)
-	}
-	sum, err := os.ReadFile("go.sum")
-	if err != nil {
-		return "", err
-	}
-	_, rest, _ := strings.Cut(string(mod), "\n")
-	// gosec's taint analysis follows the bytes read from go.mod into these
-	// writes; the paths themselves are our temporary folder and fixed names.
-	if err := os.WriteFile(filepath.Join(d, "go.mod"), []byte("module "+name+"\n"+rest), 0o600); err != nil { //nolint:gosec // G703: the path is fixed, only the content came from a file
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(d, "go.sum"), sum, 0o600); err != nil { //nolint:gosec // G703: as above
-		return "", err
-	}
-	out := filepath.Join(dir, name)
-	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
-	c.Dir = d
-	c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := c.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s: %w\n%s", name, err, b)
-	}
-	return out, nil
-}
-
-// timeRun runs c and returns its wall time in milliseconds.
-func timeRun(c *exec.Cmd) (float64, error) {
-	t0 := time.Now()
-	err := c.Run()
-	return float64(time.Since(t0).Microseconds()) / 1000, err
-}
-
-func median(xs []float64) float64 { return pct(xs, 50) }
-
-func pct(xs []float64, p int) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[(len(s)-1)*p/100]
+	res.Pairs = o.pairs
+	res.printLoop()
+	return res.write(o)
 }

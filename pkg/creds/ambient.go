@@ -3,7 +3,6 @@ package creds
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"strings"
@@ -94,7 +93,7 @@ func LooksLikeJWT(s string) bool {
 // file is opened, without blocking: a FIFO, socket or device fails at once.
 // source names the file in messages.
 func readTokenFile(path, source string) (AmbientToken, error) {
-	f, _, err := openRegular(path, true)
+	f, fi, err := openRegular(path, true)
 	if err != nil {
 		var nr *notRegularError
 		var pe *fs.PathError
@@ -109,7 +108,7 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w; check the path and its permissions", ErrBadAmbientToken, source, err)
 	}
 	defer func() { _ = f.Close() }() // read-only: nothing to lose
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenSize+1))
+	b, err := readSized(f, fi.Size(), maxTokenSize+1)
 	if err != nil {
 		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadAmbientToken, source, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -35,8 +34,13 @@ const (
 	// stored it, which may be a little ahead (a clock step, another clock).
 	clockSlack = time.Minute
 
-	// lockPoll is how often a waiter retries a lock another process holds.
-	lockPoll = 10 * time.Millisecond
+	// lockPoll is how long a waiter first waits before retrying a lock
+	// another process holds. Each later wait is half as long again, up to
+	// lockPollMax, and jittered: 512 waiters retrying every 10 ms on 2
+	// cores left the holder too little CPU to finish its exchange within
+	// the waiters' budget, and most of them then exchanged too.
+	lockPoll    = 10 * time.Millisecond
+	lockPollMax = 50 * time.Millisecond
 )
 
 // File names in the cache folder: <key>.json (entry), <key>.lock (exchange
@@ -52,6 +56,10 @@ const (
 // errLockWait says another process held the exchange lock for longer than
 // the caller would wait; the caller then exchanges without the cache.
 var errLockWait = errors.New("timed out waiting for another process that is exchanging for the same key")
+
+// errReady is lockWait's answer when what the lock's holder was exchanging
+// for became ready while waiting.
+var errReady = errors.New("ready while waiting for the lock")
 
 // cache is the on-disk token cache (docs/reference.md#token-cache): one small JSON file per key,
 // private to the user, replaced atomically, with a lock file beside it so
@@ -272,7 +280,7 @@ func (c *cache) readPrivate(name string) ([]byte, error) {
 	if fi.Size() > maxEntrySize {
 		return nil, errors.New("too large")
 	}
-	return io.ReadAll(io.LimitReader(f, maxEntrySize))
+	return readSized(f, fi.Size(), maxEntrySize)
 }
 
 // openPrivate opens the existing file called name. os.Root follows a
@@ -327,7 +335,9 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 	if limit := now.Add(maxTrustedLifetime); exp.After(limit) {
 		exp = limit
 	}
-	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp})
+	// Written in UTC: the same instant, and formatting it in the local zone
+	// would load the zone database just for this.
+	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp.UTC()})
 	if err != nil {
 		return err
 	}
@@ -396,9 +406,13 @@ func (c *cache) loadFailure(key string, since, now time.Time) (string, bool) {
 }
 
 // writeAtomic writes b as key+suffix: a new temporary file in the folder
-// (O_EXCL, so it never follows a link), synced, then renamed over the
-// name (rename replaces a link rather than following it), so a reader
-// sees the old file or the new one and never half of one.
+// (O_EXCL, so it never follows a link), then renamed over the name (rename
+// replaces a link rather than following it), so a reader sees the old file
+// or the new one and never half of one. Not synced: the rename alone gives
+// readers that, and what a crash of the machine could leave (an empty or
+// torn file) is read as corrupt, a miss, and replaced by the next store.
+// An fsync cost a cold get 1-40 ms on the machine in docs/benchmarks.md,
+// more than the rest of its own work.
 func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 	var (
 		f   *os.File
@@ -416,9 +430,6 @@ func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -447,10 +458,17 @@ func (c *cache) removeOurs(name string) bool {
 // error wraps errLockWait. A lock file that is not a regular file of ours
 // (a planted link, FIFO or foreign file) is an error at once: no lock, and
 // the caller exchanges without the cache.
-func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration) (unlock func(), err error) {
+//
+// ready, if not nil, is asked after each attempt that finds the lock held;
+// when it reports true (the holder's entry is there) the error is
+// errReady and no lock is taken. Without it, a fleet of waiters would take
+// the lock one by one just to read that entry: 512 processes polling on 2
+// cores took longer than their budget, and most then exchanged.
+func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration, ready func() bool) (unlock func(), err error) {
 	name := key + lockSuffix
 	timeout := time.NewTimer(maxWait)
 	defer timeout.Stop()
+	poll := lockPoll
 	for {
 		unlock, err = c.tryLock(name)
 		if err != nil {
@@ -459,13 +477,17 @@ func (c *cache) lockWait(ctx context.Context, key string, maxWait time.Duration)
 		if unlock != nil {
 			return unlock, nil
 		}
+		if ready != nil && ready() {
+			return nil, errReady
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timeout.C:
 			return nil, fmt.Errorf("%w (waited %s)", errLockWait, maxWait)
-		case <-time.After(lockPoll):
+		case <-time.After(poll/2 + rand.N(poll/2+1)): //nolint:gosec // G404: jitter, not a secret
 		}
+		poll = min(poll*3/2, lockPollMax)
 	}
 }
 

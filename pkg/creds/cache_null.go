@@ -14,7 +14,7 @@ type noCache struct{}
 
 func (noCache) load(string, time.Time) (exchange.Token, bool) { return exchange.Token{}, false }
 
-func (noCache) lockWait(context.Context, string, time.Duration) (func(), error) {
+func (noCache) lockWait(context.Context, string, time.Duration, func() bool) (func(), error) {
 	return func() {}, nil
 }
 

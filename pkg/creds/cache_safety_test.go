@@ -290,7 +290,7 @@ func TestCacheLockRefusesPlants(t *testing.T) {
 			lockPath := filepath.Join(c.dir, key+".lock")
 			plant(t, lockPath, outside)
 			within(t, func() {
-				unlock, err := c.lockWait(context.Background(), key, time.Minute)
+				unlock, err := c.lockWait(context.Background(), key, time.Minute, nil)
 				assert.Error(t, err, "no lock")
 				assert.Nil(t, unlock)
 			})
@@ -305,7 +305,7 @@ func TestCacheLockWaitIsBounded(t *testing.T) {
 	c := newTestCache(t)
 	key := cacheKey("stuck")
 	// A stuck holder: another handle on the same lock file.
-	unlock, err := c.lockWait(context.Background(), key, 0)
+	unlock, err := c.lockWait(context.Background(), key, 0, nil)
 	require.NoError(t, err)
 	unlock()
 	holder := flock.New(filepath.Join(c.dir, key+".lock"))
@@ -314,15 +314,15 @@ func TestCacheLockWaitIsBounded(t *testing.T) {
 
 	const maxWait = 50 * time.Millisecond
 	start := time.Now()
-	_, err = c.lockWait(context.Background(), key, maxWait)
+	_, err = c.lockWait(context.Background(), key, maxWait, nil)
 	assert.ErrorIs(t, err, errLockWait)
 	assert.GreaterOrEqual(t, time.Since(start), maxWait, "waited the whole maxWait")
 
-	_, err = c.lockWait(context.Background(), key, 0)
+	_, err = c.lockWait(context.Background(), key, 0, nil)
 	assert.ErrorIs(t, err, errLockWait, "no wait at all: one try")
 
 	require.NoError(t, holder.Unlock())
-	unlock, err = c.lockWait(context.Background(), key, maxWait)
+	unlock, err = c.lockWait(context.Background(), key, maxWait, nil)
 	require.NoError(t, err, "free once the holder lets go")
 	unlock()
 }
@@ -331,14 +331,14 @@ func TestCacheLockSurvivesItsFileBeingSwept(t *testing.T) {
 	t.Parallel()
 	c := newTestCache(t)
 	key := cacheKey("swept")
-	unlock, err := c.lockWait(context.Background(), key, 0)
+	unlock, err := c.lockWait(context.Background(), key, 0, nil)
 	require.NoError(t, err)
 	// The holder's lock file is unlinked (as a sweep does under the lock)
 	// and a new one appears: a lock on the old file excludes no one.
 	require.NoError(t, os.Remove(filepath.Join(c.dir, key+".lock")))
-	second, err := c.lockWait(context.Background(), key, 0)
+	second, err := c.lockWait(context.Background(), key, 0, nil)
 	require.NoError(t, err, "the new file is free")
-	_, err = c.lockWait(context.Background(), key, 0)
+	_, err = c.lockWait(context.Background(), key, 0, nil)
 	assert.ErrorIs(t, err, errLockWait, "and now held")
 	second()
 	unlock()
@@ -395,7 +395,7 @@ func TestCacheBurstSharesOneFailure(t *testing.T) {
 		if ready != nil {
 			ready()
 		}
-		unlock, err := c.lockWait(context.Background(), key, time.Minute)
+		unlock, err := c.lockWait(context.Background(), key, time.Minute, nil)
 		if err != nil {
 			return err
 		}
@@ -413,7 +413,7 @@ func TestCacheBurstSharesOneFailure(t *testing.T) {
 	}
 
 	// The holder fails only once every waiter is waiting.
-	holder, err := c.lockWait(context.Background(), key, 0)
+	holder, err := c.lockWait(context.Background(), key, 0, nil)
 	require.NoError(t, err)
 	const n = 20
 	var started, wg sync.WaitGroup

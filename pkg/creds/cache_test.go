@@ -146,7 +146,7 @@ func TestCacheLockExcludes(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			unlock, err := c.lockWait(ctx, key, time.Minute)
+			unlock, err := c.lockWait(ctx, key, time.Minute, nil)
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -164,11 +164,11 @@ func TestCacheLockExcludes(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 1, maxInside, "one holder at a time")
 
-	unlock, err := c.lockWait(ctx, key, time.Minute)
+	unlock, err := c.lockWait(ctx, key, time.Minute, nil)
 	require.NoError(t, err)
 	defer unlock()
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
-	_, err = c.lockWait(short, key, time.Minute)
+	_, err = c.lockWait(short, key, time.Minute, nil)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "a held lock times out with the context")
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -59,13 +60,16 @@ func className(err error) string {
 
 // jwtShaped is anything that looks like a JWT. Messages are built without
 // tokens and redacted against the ambient token; the record scrubs once
-// more, since it outlives the call.
-var jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*`)
+// more, since it outlives the call. Compiled on the first failure, not at
+// start-up: a cached get never fails and would pay for it in every process.
+var jwtShaped = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*`)
+})
 
 // failureFor is the record of err, a failure of command for registry.
 func failureFor(command, registry string, err error, now time.Time) Failure {
 	msg := strings.Join(strings.Fields(err.Error()), " ")
-	msg = jwtShaped.ReplaceAllString(msg, "[redacted]")
+	msg = jwtShaped().ReplaceAllString(msg, "[redacted]")
 	if utf8.RuneCountInString(msg) > maxFailureMessage {
 		msg = string([]rune(msg)[:maxFailureMessage]) + "…"
 	}

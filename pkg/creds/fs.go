@@ -1,7 +1,9 @@
 package creds
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -71,4 +73,15 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	return f, fi, nil
+}
+
+// readSized is io.ReadAll(io.LimitReader(f, limit)) for a regular file
+// whose size fstat gave: with room for the whole file from the start, a
+// small file takes one read and one allocation instead of a doubling
+// series (four reads for a 1 KiB token). A file that grew since is still
+// read to its end or the limit.
+func readSized(f io.Reader, size, limit int64) ([]byte, error) {
+	b := bytes.NewBuffer(make([]byte, 0, min(max(size, 0), limit)+bytes.MinRead))
+	_, err := b.ReadFrom(io.LimitReader(f, limit))
+	return b.Bytes(), err
 }

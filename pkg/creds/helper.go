@@ -202,7 +202,15 @@ func (h *Helper) token(ctx context.Context, key, identity string, ambient func(c
 	// A holder that is frozen or hung must not take this call down with
 	// it: wait for part of the deadline only, then exchange without the
 	// cache. Better an extra exchange than a failed pull.
-	unlock, err := c.lockWait(ctx, key, lockBudget(ctx))
+	var waited exchange.Token
+	unlock, err := c.lockWait(ctx, key, lockBudget(ctx), func() (ok bool) {
+		waited, ok = c.load(key, h.now())
+		return ok
+	})
+	if errors.Is(err, errReady) {
+		h.logf("cache hit while waiting for another exchange")
+		return waited, nil
+	}
 	if err != nil {
 		h.logf("cache: no lock (%v); exchanging without the cache", err)
 		c = noCache{}
@@ -266,7 +274,7 @@ func (h *Helper) exchange(ctx context.Context, identity string, ambient func(con
 // exchange, never a pull: keep and keepFailure log what goes wrong.
 type tokenCache interface {
 	load(key string, now time.Time) (exchange.Token, bool)
-	lockWait(ctx context.Context, key string, maxWait time.Duration) (unlock func(), err error)
+	lockWait(ctx context.Context, key string, maxWait time.Duration, ready func() bool) (unlock func(), err error)
 	loadFailure(key string, since, now time.Time) (string, bool)
 	keep(key string, tok exchange.Token, now time.Time)
 	keepFailure(key, msg string, at time.Time)

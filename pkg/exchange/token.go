@@ -131,8 +131,9 @@ func ParseToken(raw string) (Token, error) {
 }
 
 // plausible reports a time after 1970 and within the years RFC 3339 can
-// write.
-func plausible(t time.Time) bool { return t.Unix() > 0 && t.Year() <= 9999 }
+// write. The year is UTC's, as every message writes it: asking the local
+// zone's would load the zone database in every process, cache hit or not.
+func plausible(t time.Time) bool { return t.Unix() > 0 && t.UTC().Year() <= 9999 }
 
 // parseResponse turns the body of a 200 answer into a Token. Only "token" is
 // used; "refresh_token" and "expiry" are ignored.

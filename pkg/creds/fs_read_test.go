@@ -1,0 +1,51 @@
+package creds
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// readSized reads what io.ReadAll(io.LimitReader(r, limit)) reads, whatever
+// the size hint: right, stale (the file grew or shrank), or absent.
+func TestReadSizedIsReadAllUpToTheLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 100
+	for _, n := range []int{0, 1, 99, 100, 101, 5000} {
+		data := strings.Repeat("x", n)
+		want, err := io.ReadAll(io.LimitReader(strings.NewReader(data), limit))
+		require.NoError(t, err)
+		for _, hint := range []int64{int64(n), 0, -1, int64(n) / 2, int64(n) * 2, 1 << 40} {
+			got, err := readSized(strings.NewReader(data), hint, limit)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "%d bytes, size hint %d", n, hint)
+		}
+	}
+}
+
+// errAfter returns its data, then err instead of io.EOF.
+type errAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (e errAfter) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		return n, e.err
+	}
+	return n, err
+}
+
+func TestReadSizedReportsAReadError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	got, err := readSized(errAfter{bytes.NewReader([]byte("abc")), boom}, 3, 100)
+	assert.ErrorIs(t, err, boom)
+	assert.Equal(t, "abc", string(got))
+}
