@@ -406,13 +406,9 @@ func (c *cache) loadFailure(key string, since, now time.Time) (string, bool) {
 }
 
 // writeAtomic writes b as key+suffix: a new temporary file in the folder
-// (O_EXCL, so it never follows a link), then renamed over the name (rename
-// replaces a link rather than following it), so a reader sees the old file
-// or the new one and never half of one. Not synced: the rename alone gives
-// readers that, and what a crash of the machine could leave (an empty or
-// torn file) is read as corrupt, a miss, and replaced by the next store.
-// An fsync cost a cold get 1-40 ms on the machine in docs/benchmarks.md,
-// more than the rest of its own work.
+// (O_EXCL, so it never follows a link), synced, then renamed over the
+// name (rename replaces a link rather than following it), so a reader
+// sees the old file or the new one and never half of one.
 func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 	var (
 		f   *os.File
@@ -430,6 +426,9 @@ func (c *cache) writeAtomic(key, suffix string, b []byte) error {
 		return err
 	}
 	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
