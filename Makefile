@@ -35,11 +35,13 @@ build:
 ## (seconds each once compiled); then test/kubelet, its own module, where the newest kubelet's
 ## plugin code drives the binary (the first run downloads and compiles k8s.io/kubernetes: over
 ## 10 minutes on 2 cores). -count=1 in those modules because the binary and the golden files lie
-## outside them, where go test's cache cannot see them change.
+## outside them, where go test's cache cannot see them change. test/kubelet builds with the flags
+## test/cluster/build-kube.sh builds the kubelet with (CGO_ENABLED=0 -trimpath), so on a cold
+## machine the k8s.io packages they share are compiled once, not twice.
 test:
 	$(GO) test -race -count=1 ./...
 	for m in test/kubelet-config/v1_*/; do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
-	cd test/kubelet && $(GO) test -count=1 ./...
+	cd test/kubelet && CGO_ENABLED=0 $(GO) test -trimpath -count=1 ./...
 
 ## demo: the whole flow in a local sandbox, offline, through the built binary
 demo: build
