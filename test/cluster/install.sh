@@ -11,21 +11,9 @@ dir=${1:?usage: install.sh KUBE_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 
 PACKAGES=(etcd-server containerd runc docker-registry busybox-static)
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$pkg")
-	fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "install.sh: installing ${missing[*]}"
-	"${sudo[@]}" apt-get update -q
-	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-else
-	echo "install.sh: ${PACKAGES[*]} already installed"
-fi
+# shellcheck source=../internal/debian.sh
+. "$here/../internal/debian.sh"
+install_missing --no-install-recommends -- "${PACKAGES[@]}"
 # etcd-server's package starts a system etcd on the default ports (2379, 2380) where there is
 # an init system; the test runs its own on free ports, so that one is left alone.
 

@@ -20,16 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 )
-
-// These process helpers follow test/e2e's (procs_test.go there); the two
-// suites build under different tags, so the few pieces are copied.
-
-// childAttrs: every process the test starts gets SIGKILL if the test binary
-// dies without cleaning up (a panic, go test's -timeout).
-func childAttrs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
 
 // proc is one process the test started, logging to its own file.
 type proc struct {
@@ -51,7 +44,7 @@ func startProc(name, logPath string, env []string, bin string, args ...string) (
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = childAttrs()
+	cmd.SysProcAttr = child.Attrs()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -72,31 +65,7 @@ func (p *proc) exited() bool {
 
 // stop ends the process by its PID: SIGTERM, then SIGKILL to its group if
 // it lingers.
-func (p *proc) stop(grace time.Duration) { stopProcess(p.cmd.Process.Pid, p.done, grace) }
-
-// stopProcess sends SIGTERM to pid and waits for done; after grace it kills
-// pid's whole process group.
-func stopProcess(pid int, done <-chan struct{}, grace time.Duration) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the group: Setpgid made pid its leader
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (p *proc) stop(grace time.Duration) { child.Stop(p.cmd.Process.Pid, p.done, grace) }
 
 // waitFor polls ok until it returns true, the process p exits (when p is
 // not nil), or timeout passes.

@@ -38,6 +38,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 )
 
 // abuseRegistry is the registry the helper serves in these tests. It is
@@ -206,7 +208,7 @@ func (e *abuseEnv) get(t *testing.T) abuseRun {
 	cmd.Stdin = strings.NewReader("https://" + abuseRegistry + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = childAttrs()
+	cmd.SysProcAttr = child.Attrs()
 	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	err := cmd.Run()

@@ -12,22 +12,9 @@ export DEBIAN_FRONTEND=noninteractive
 CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
 PACKAGES=(docker.io skopeo docker-registry)
 
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$pkg")
-	fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "install.sh: installing ${missing[*]}"
-	"${sudo[@]}" apt-get update -q
-	"${sudo[@]}" apt-get install -y -q "${missing[@]}"
-else
-	echo "install.sh: ${PACKAGES[*]} already installed"
-fi
+# shellcheck source=../internal/debian.sh
+. "$(dirname "$0")/../internal/debian.sh"
+install_missing -- "${PACKAGES[@]}"
 
 gobin="$(go env GOPATH | cut -d: -f1)/bin"
 if [ -x "$gobin/crane" ] && [ "$("$gobin/crane" version 2>/dev/null)" = "$CRANE_VERSION" ]; then

@@ -17,14 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 	"github.com/cgr-helper/docker-credential-cgr/test/internal/distribution"
 )
-
-// Every process the suite starts gets SIGKILL if the test binary dies
-// without cleaning up (a panic, go test's -timeout), so none outlives it.
-func childAttrs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
 
 // registryProc is a running docker-registry.
 type registryProc struct {
@@ -74,7 +69,7 @@ func tryStartRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*
 	// A clean environment: REGISTRY_* variables would override the file.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = childAttrs()
+	cmd.SysProcAttr = child.Attrs()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -114,31 +109,7 @@ func (r *registryProc) waitReady(want int) error {
 }
 
 // stop ends the registry: SIGTERM, then SIGKILL if it lingers.
-func (r *registryProc) stop() { stopProcess(r.cmd.Process.Pid, r.done, 10*time.Second) }
-
-// stopProcess sends SIGTERM to pid and waits for done; after grace it kills
-// pid's whole process group.
-func stopProcess(pid int, done <-chan struct{}, grace time.Duration) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the group: Setpgid made pid its leader
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (r *registryProc) stop() { child.Stop(r.cmd.Process.Pid, r.done, 10*time.Second) }
 
 // dockerd is a Docker daemon the suite started itself, isolated from any
 // system daemon: its own data root, exec root, socket, pidfile and config.
@@ -208,7 +179,7 @@ func (d *dockerd) start(bin, registry string) error {
 	)
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.dir}
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	d.cmd.SysProcAttr = childAttrs()
+	d.cmd.SysProcAttr = child.Attrs()
 	if err := d.cmd.Start(); err != nil {
 		removeAll(d.dir)
 		return err
@@ -261,7 +232,7 @@ func (d *dockerd) stop() {
 			fmt.Fprintf(os.Stderr, "dockerd's pidfile names %d, not our child %d; stopping %d\n", p, pid, pid)
 		}
 	}
-	stopProcess(pid, d.done, 30*time.Second)
+	child.Stop(pid, d.done, 30*time.Second)
 	// dockerd bind-mounts its data root onto itself and undoes that when
 	// it shuts down cleanly; if it was killed, the mount is still there.
 	_ = syscall.Unmount(filepath.Join(d.dir, "data"), syscall.MNT_DETACH)
