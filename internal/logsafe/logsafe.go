@@ -4,6 +4,7 @@
 package logsafe
 
 import (
+	"io/fs"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -83,4 +84,24 @@ func Redact(s string, secrets ...string) string {
 		}
 	}
 	return s
+}
+
+// FileKind names a file type for messages: "a FIFO (named pipe)", "a
+// symbolic link", "a folder", ...
+func FileKind(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	case t&fs.ModeDir != 0:
+		return "a folder"
+	case t == 0:
+		return "a regular file"
+	}
+	return "a special file"
 }

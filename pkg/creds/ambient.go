@@ -99,7 +99,7 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 		var pe *fs.PathError
 		switch {
 		case errors.As(err, &nr):
-			return AmbientToken{}, fmt.Errorf("%w: %s is %s, not a regular file; point it at the token file itself", ErrBadAmbientToken, source, kindOf(nr.mode))
+			return AmbientToken{}, fmt.Errorf("%w: %s is %s, not a regular file; point it at the token file itself", ErrBadAmbientToken, source, logsafe.FileKind(nr.mode))
 		case errors.Is(err, fs.ErrNotExist):
 			return AmbientToken{}, fmt.Errorf("%w: %s does not exist; check the path: %w", ErrBadAmbientToken, source, fs.ErrNotExist)
 		case errors.As(err, &pe):

@@ -196,7 +196,7 @@ func checkPrivateDir(path string, fi fs.FileInfo) error {
 	path = logsafe.Quote(path, pathLimit)
 	switch {
 	case !fi.IsDir():
-		return fmt.Errorf("cache folder %s is %s, not a folder", path, kindOf(fi.Mode()))
+		return fmt.Errorf("cache folder %s is %s, not a folder", path, logsafe.FileKind(fi.Mode()))
 	case !ownedByMe(fi):
 		return fmt.Errorf("cache folder %s belongs to another user", path)
 	case fi.Mode().Perm()&0o077 != 0:

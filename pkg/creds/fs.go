@@ -18,26 +18,7 @@ type notRegularError struct {
 }
 
 func (e *notRegularError) Error() string {
-	return logsafe.Quote(e.path, pathLimit) + " is " + kindOf(e.mode) + ", not a regular file"
-}
-
-// kindOf names a file type for messages.
-func kindOf(m fs.FileMode) string {
-	switch t := m.Type(); {
-	case t&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case t&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	case t&fs.ModeDevice != 0:
-		return "a device"
-	case t&fs.ModeDir != 0:
-		return "a folder"
-	case t == 0:
-		return "a regular file"
-	}
-	return "a special file"
+	return logsafe.Quote(e.path, pathLimit) + " is " + logsafe.FileKind(e.mode) + ", not a regular file"
 }
 
 // openRegular opens path for reading only if it is a regular file. It never

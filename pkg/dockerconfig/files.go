@@ -117,7 +117,7 @@ func readFile(root *os.Root, path, name string) (contents, error) {
 		return contents{}, &linkError{path: path, target: target}
 	}
 	if !before.Mode().IsRegular() {
-		return contents{}, fmt.Errorf("%s is %s, not a regular file; move it away", quote(path), kindOf(before.Mode()))
+		return contents{}, fmt.Errorf("%s is %s, not a regular file; move it away", quote(path), logsafe.FileKind(before.Mode()))
 	}
 	if err := checkOwner(path, before); err != nil {
 		return contents{}, err
@@ -203,19 +203,4 @@ func unwrapPath(err error) error {
 		return le.Err
 	}
 	return err
-}
-
-// kindOf names a file type for messages.
-func kindOf(m fs.FileMode) string {
-	switch t := m.Type(); {
-	case t&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	case t&fs.ModeDevice != 0:
-		return "a device"
-	case t&fs.ModeDir != 0:
-		return "a folder"
-	}
-	return "a special file"
 }
