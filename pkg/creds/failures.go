@@ -58,12 +58,14 @@ func className(err error) string {
 	return "unclassified"
 }
 
-// jwtShaped is anything that looks like a JWT. Messages are built without
+// jwtShaped is anything that starts like a JWT. Messages are built without
 // tokens and redacted against the ambient token; the record scrubs once
-// more, since it outlives the call. Compiled on the first failure, not at
-// start-up: a cached get never fails and would pay for it in every process.
+// more when it writes a line, since the line outlives the call, and again
+// when it reads one, since the file may have been edited. Compiled on the
+// first use, not at start-up: a cached get never fails and would pay for it
+// in every process.
 var jwtShaped = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*`)
+	return regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`)
 })
 
 // failureFor is the record of err, a failure of command for registry.
@@ -151,6 +153,7 @@ func (c *cache) recentFailures(n int) ([]Failure, error) {
 		for sc.Scan() {
 			var rec Failure
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Message != "" {
+				rec.Message = jwtShaped().ReplaceAllString(rec.Message, "[redacted]")
 				all = append(all, rec)
 			}
 		}
@@ -159,7 +162,7 @@ func (c *cache) recentFailures(n int) ([]Failure, error) {
 }
 
 // RecentFailures returns the path of the failure record and its last n
-// failures, oldest first. With the cache off there is no record: path is
+// failures, oldest first, each message scrubbed of anything JWT-shaped. With the cache off there is no record: path is
 // empty and there is no error. Opening the record may create the cache
 // folder, as any call of the helper would.
 func RecentFailures(cfg Config, n int) (path string, failures []Failure, err error) {

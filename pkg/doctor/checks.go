@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -337,11 +336,6 @@ const (
 	recentFailure = 24 * time.Hour
 )
 
-// jwtShaped is anything that looks like a JWT. The record never holds one
-// (the helper scrubs what it writes); the file is shown all the same, so
-// it is scrubbed once more.
-var jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`)
-
 // checkFailures shows the last failures get and kubelet recorded. docker
 // throws the helper's error away, so this is often the only place the
 // reason for an "unauthorized" pull is written down.
@@ -366,12 +360,11 @@ func checkFailures(st *state) result {
 	details := make([]string, 0, len(failures)+1)
 	details = append(details, "newest last, from "+quote(path)+":")
 	for _, f := range failures {
-		msg := jwtShaped.ReplaceAllString(f.Message, "[redacted]")
-		details = append(details, fmt.Sprintf("%s %s %s %s: %s", f.Time.UTC().Format(time.RFC3339), plain(f.Command, 32), plain(f.Registry, 256), plain(f.Class, 64), plain(msg, 1000)))
+		details = append(details, fmt.Sprintf("%s %s %s %s: %s", f.Time.UTC().Format(time.RFC3339), plain(f.Command, 32), plain(f.Registry, 256), plain(f.Class, 64), plain(f.Message, 1000)))
 	}
 	last := failures[len(failures)-1]
 	ago := st.now.Sub(last.Time).Round(time.Second)
-	summary := fmt.Sprintf("the last recorded failure was %s ago: %s for %s, %s", ago, last.Command, quote(last.Registry), last.Class)
+	summary := fmt.Sprintf("the last recorded failure was %s ago: %s for %s, %s", ago, plain(last.Command, 32), quote(last.Registry), plain(last.Class, 64))
 	if ago > recentFailure {
 		return ok(summary+"; none since", details...)
 	}
@@ -421,7 +414,7 @@ func checkExchange(st *state) result {
 	if err != nil { // Get checked it already; this is a bug
 		return fail("the STS's token cannot be read: "+err.Error(), debugFix)
 	}
-	st.regTok, st.tokAuds = secret, c.Audience
+	st.regTok = secret
 	auds := make([]string, 0, len(c.Audience))
 	for _, a := range c.Audience {
 		auds = append(auds, quote(a))

@@ -121,15 +121,14 @@ type state struct {
 	now    time.Time
 	self   string // this binary's path
 
-	cfg     creds.Config
-	cfgErr  error
-	issuer  string              // the STS, as the exchange client spells it
-	amb     *creds.AmbientToken // the ambient token found, if any
-	usable  bool                // amb passed its pre-flight check
-	hosts   []string            // the served registries that are hosts
-	cache   *creds.CacheReport  // what the cache check found
-	regTok  string              // the registry token the exchange returned
-	tokAuds []string            // its audience
+	cfg    creds.Config
+	cfgErr error
+	issuer string              // the STS, as the exchange client spells it
+	amb    *creds.AmbientToken // the ambient token found, if any
+	usable bool                // amb passed its pre-flight check
+	hosts  []string            // the served registries that are hosts
+	cache  *creds.CacheReport  // what the cache check found
+	regTok string              // the registry token the exchange returned
 }
 
 // report is the --json output.

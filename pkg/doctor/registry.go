@@ -53,7 +53,7 @@ func checkRegistries(st *state) result {
 
 // pingRegistry authenticates to host's /v2/ with user and secret through
 // the registry's challenge, and says how.
-func pingRegistry(ctx context.Context, client *http.Client, host, user, secret string) (string, error) {
+func pingRegistry(ctx context.Context, client *http.Client, host, user, secret string) (how string, err error) {
 	base := scheme(host) + "://" + host + "/v2/"
 	resp, body, err := get(ctx, client, base, nil)
 	if err != nil {
@@ -64,7 +64,7 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 		return "GET /v2/ answered 200 without credentials (anonymous access); the token was not needed there", nil
 	case http.StatusUnauthorized:
 	default:
-		return "", fmt.Errorf("GET %s answered %s%s", base, resp.Status, registryMessage(body))
+		return "", fmt.Errorf("GET %s answered %s%s", base, answered(resp), registryMessage(body))
 	}
 	kind, params := parseChallenge(resp.Header.Get("WWW-Authenticate"))
 	var auth func(*http.Request)
@@ -77,6 +77,12 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 			return "", err
 		}
 		auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+		// The registry may echo the realm's token in its error body.
+		defer func() {
+			if err != nil {
+				err = errors.New(logsafe.Redact(err.Error(), tok))
+			}
+		}()
 	default:
 		return "", fmt.Errorf("GET %s answered 401 without a Basic or Bearer challenge", base)
 	}
@@ -85,7 +91,7 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s with the token answered %s%s", base, resp.Status, registryMessage(body))
+		return "", fmt.Errorf("GET %s with the token answered %s%s", base, answered(resp), registryMessage(body))
 	}
 	return "GET /v2/ with the token answered 200 (" + kind + " auth)", nil
 }
@@ -108,7 +114,7 @@ func realmToken(ctx context.Context, client *http.Client, host string, params ma
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("the token realm %s answered %s%s", quote(realm.Scheme+"://"+realm.Host+realm.Path), resp.Status, registryMessage(body))
+		return "", fmt.Errorf("the token realm %s answered %s%s", quote(realm.Scheme+"://"+realm.Host+realm.Path), answered(resp), registryMessage(body))
 	}
 	var out struct {
 		Token       string `json:"token"`
@@ -126,7 +132,6 @@ func realmToken(ctx context.Context, client *http.Client, host string, params ma
 // answer is what get read of a response.
 type answer struct {
 	StatusCode int
-	Status     string
 	Header     http.Header
 }
 
@@ -149,7 +154,7 @@ func get(ctx context.Context, client *http.Client, u string, auth func(*http.Req
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	return answer{resp.StatusCode, resp.Status, resp.Header}, body, err
+	return answer{resp.StatusCode, resp.Header}, body, err
 }
 
 // registryMessage is the first message of a registry's error body, quoted,
@@ -225,4 +230,10 @@ func loopback(hostport string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(h, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// answered is an answer's code and its standard text, never the server's
+// own reason phrase, which is text it chose.
+func answered(resp answer) string {
+	return fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 }
