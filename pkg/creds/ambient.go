@@ -32,10 +32,11 @@ type AmbientToken struct {
 // Raw returns the token itself, for sending to the STS. Never log it.
 func (t AmbientToken) Raw() string { return t.raw }
 
-// String describes the token without its secret.
+// String describes the token without its secret. The claims are unverified
+// text, shown only as shown lets them be.
 func (t AmbientToken) String() string {
 	return fmt.Sprintf("token from %s (iss=%s sub=%s aud=%s exp=%s)",
-		t.Source, t.Issuer, t.Subject, strings.Join(t.Audience, ","), t.Expiry.UTC().Format(time.RFC3339))
+		t.Source, shown(t.Issuer), shown(t.Subject), shown(strings.Join(t.Audience, ",")), t.Expiry.UTC().Format(time.RFC3339))
 }
 
 // GoString keeps %#v from printing the secret.
@@ -72,8 +73,8 @@ func (t AmbientToken) Check(now time.Time) error {
 		if len(t.Audience) > 0 {
 			found = strings.Join(t.Audience, ",")
 		}
-		return fmt.Errorf("%w: the token from %s has audience %q, but the STS needs %q; request or project the token with audience %s",
-			ErrWrongAudience, t.Source, found, EnforceAudience, EnforceAudience)
+		return fmt.Errorf("%w: the token from %s has audience %s, but the STS needs %q; request or project the token with audience %s",
+			ErrWrongAudience, t.Source, logsafe.Quote(found, logsafe.DefaultLimit), EnforceAudience, EnforceAudience)
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (s actionsSource) Provide(ctx context.Context) (AmbientToken, error) {
 		return AmbientToken{}, fmt.Errorf("%w: reading the GitHub Actions token: %w", ErrNoAmbientToken, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered %s; the job needs permissions: id-token: write", ErrNoAmbientToken, resp.Status)
+		return AmbientToken{}, fmt.Errorf("%w: the GitHub Actions token endpoint answered %s; the job needs permissions: id-token: write", ErrNoAmbientToken, fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
 	}
 	var out struct {
 		Value string `json:"value"`

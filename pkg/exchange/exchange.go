@@ -394,6 +394,10 @@ func (c *Client) unreachable(err error, subjectToken string) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	// net/http quotes a Location it cannot parse whole, user info included.
+	if strings.HasPrefix(err.Error(), "failed to parse Location header") {
+		return &UnreachableError{URL: c.url, Err: &cleanedError{msg: "the STS answered a redirect whose Location header is not a URL", err: err}}
+	}
 	if msg := cleanMessage(err.Error(), maxMessage, []string{subjectToken}); msg != err.Error() {
 		err = &cleanedError{msg: msg, err: err}
 	}

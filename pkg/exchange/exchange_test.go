@@ -888,3 +888,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	})
 }
+
+// net/http quotes a Location it cannot parse, user info and all; the
+// message must not carry it on.
+func TestUnparsableRedirectShowsNoUserInfo(t *testing.T) {
+	t.Parallel()
+	sts := newFakeSTS(t, canned{status: http.StatusFound, header: map[string]string{"Location": "https://u:pw-secret@login.example/%zz"}})
+	c, _ := sts.client(t, WithMaxAttempts(1))
+	_, err := c.Exchange(context.Background(), mintJWT(t, jwt.MapClaims{"sub": "w", "exp": time.Now().Add(time.Hour).Unix()}), registryReq)
+	require.Error(t, err)
+	var ue *UnreachableError
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), "a redirect whose Location header is not a URL")
+	assert.NotContains(t, err.Error(), "pw-secret")
+}

@@ -200,7 +200,9 @@ func OptionsFor(mode Mode, v Version, s Settings) (ConfigOptions, error) {
 	}
 	o.MatchImages = strings.Split(registry, ",")
 
-	if creds.LooksLikeJWT(s.IdentityToken.V) {
+	// Trimmed as the helper trims it: a token read from a file ends in a
+	// newline, and must not pass for a path and land in every node's config.
+	if creds.LooksLikeJWT(strings.TrimSpace(s.IdentityToken.V)) {
 		return o, fmt.Errorf("%s holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; give the path of the token file on the node, or leave it out to use %s", from(s.IdentityToken), creds.DefaultTokenPath)
 	}
 	tokenPath, err := absolute(s.IdentityToken.V)

@@ -54,7 +54,8 @@ func TestConfigureGolden(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, string(want), out)
 				if m == ServiceAccountMode {
-					rbac, _ := os.ReadFile(filepath.Join("testdata", "rbac.yaml"))
+					rbac, err := os.ReadFile(filepath.Join("testdata", "rbac.yaml"))
+					require.NoError(t, err)
 					assert.Contains(t, errb, string(rbac), "service-account mode shows the RBAC it needs")
 				} else {
 					assert.Empty(t, errb)
@@ -199,6 +200,7 @@ func TestConfigureBadInput(t *testing.T) {
 		{"empty cache dir", []string{"--cache-dir="}, nil, 1, "--cache-dir is empty"},
 		{"token in env", nil, map[string]string{"CHAINGUARD_IDENTITY_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, 1, "$CHAINGUARD_IDENTITY_TOKEN holds a token"},
 		{"token in flag", []string{"--identity-token-file", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity-token-file holds a token"},
+		{"token with its file's newline", nil, map[string]string{"CHAINGUARD_IDENTITY_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n"}, 1, "$CHAINGUARD_IDENTITY_TOKEN holds a token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errb := configure(tc.args, tc.env)
