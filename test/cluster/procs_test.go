@@ -136,11 +136,14 @@ func tail(path string) string {
 	if err != nil {
 		return err.Error()
 	}
+	// Redacted whole, then cut: a cut first could keep the tail of a
+	// token without the "eyJ" that marks it.
+	s := redact(string(b))
 	const limit = 6 << 10
-	if len(b) > limit {
-		b = b[len(b)-limit:]
+	if len(s) > limit {
+		s = s[len(s)-limit:]
 	}
-	return redact(string(b))
+	return s
 }
 
 // grepLog returns the lines of path that contain every one of words,

@@ -307,6 +307,15 @@ func plantedToken(t *testing.T, who string) string {
 	return tok
 }
 
+// plantedEntry is a cache entry as the helper writes one, valid for 50
+// minutes, holding tok.
+func plantedEntry(t *testing.T, tok string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"token": tok, "expiry": time.Now().Add(50 * time.Minute).UTC()})
+	require.NoError(t, err)
+	return b
+}
+
 func owner(t *testing.T, path string) int {
 	t.Helper()
 	fi, err := os.Lstat(path)
@@ -409,7 +418,7 @@ func TestAbusePlantedCacheEntry(t *testing.T) {
 			entry, _ := e.learnEntry(t)
 			planted := plantedToken(t, other.name)
 			require.NoError(t, os.Remove(entry))
-			require.NoError(t, os.WriteFile(entry, []byte(`{"token":"`+planted+`"}`), 0o600))
+			require.NoError(t, os.WriteFile(entry, plantedEntry(t, planted), 0o600))
 			require.NoError(t, os.Chmod(entry, mode))
 			other.chown(t, entry)
 
@@ -424,6 +433,15 @@ func TestAbusePlantedCacheEntry(t *testing.T) {
 			assert.False(t, strings.Contains(e.get(t).output(), planted), "nor served later")
 		})
 	}
+	// Control: the same entry, root's own and private, is served. So the
+	// planted one above is refused for its owner, not for its shape.
+	t.Run("control: root's own entry is served", func(t *testing.T) {
+		e := newAbuseEnv(t)
+		entry, _ := e.learnEntry(t)
+		planted := plantedToken(t, "root")
+		require.NoError(t, os.WriteFile(entry, plantedEntry(t, planted), 0o600))
+		assert.True(t, strings.Contains(e.get(t).output(), planted), "a well-formed entry of root's is served")
+	})
 }
 
 // (d) A symlink planted at an entry or lock path is never followed: its

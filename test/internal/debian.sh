@@ -4,6 +4,7 @@
 install_missing() {
 	local opts=() pkgs=() missing=() sudo=() pkg
 	while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
+	[ "${1-}" = "--" ] || { echo "usage: install_missing [APT-GET-OPTION ...] -- PACKAGE ..." >&2; return 2; }
 	shift
 	pkgs=("$@")
 	if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
@@ -17,6 +18,7 @@ install_missing() {
 		return
 	fi
 	echo "install.sh: installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -q
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${opts[@]}" "${missing[@]}"
+	# Through env: sudo would drop DEBIAN_FRONTEND from its own environment.
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${opts[@]}" "${missing[@]}"
 }
