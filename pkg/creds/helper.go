@@ -108,7 +108,7 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
-	tok, err := h.get(ctx)
+	tok, err := h.get(ctx, h.cfg.Identity)
 	if err != nil {
 		h.recordFailure("get", NormalizeHost(serverURL), err)
 		return "", "", err
@@ -116,8 +116,9 @@ func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, stri
 	return Username, tok.Raw, nil
 }
 
-// get is GetContext for a served registry.
-func (h *Helper) get(ctx context.Context) (exchange.Token, error) {
+// get returns a registry token for identity from the ambient token, the way
+// GetContext and the kubelet's node mode both need it.
+func (h *Helper) get(ctx context.Context, identity string) (exchange.Token, error) {
 	src, err := firstSource(ambientSources(h.cfg, h.client))
 	if err != nil {
 		return exchange.Token{}, err
@@ -133,11 +134,11 @@ func (h *Helper) get(ctx context.Context) (exchange.Token, error) {
 	if k, ok := src.(cacheKeyer); ok {
 		// The source's token costs a network call, so the source keys the
 		// cache instead: a hit needs no call.
-		tok, err = h.token(ctx, h.cacheKey(h.cfg.Identity, k.cacheKeyParts()...), h.cfg.Identity, ambient)
+		tok, err = h.token(ctx, h.cacheKey(identity, k.cacheKeyParts()...), identity, ambient)
 	} else {
 		var amb AmbientToken
 		if amb, err = ambient(ctx); err == nil {
-			tok, err = h.tokenFor(ctx, amb, h.cfg.Identity)
+			tok, err = h.tokenFor(ctx, amb, identity)
 		}
 	}
 	return tok, err
@@ -146,15 +147,6 @@ func (h *Helper) get(ctx context.Context) (exchange.Token, error) {
 // cacheKeyer is a source that can name its caller without fetching the
 // token (see actionsSource.cacheKeyParts).
 type cacheKeyer interface{ cacheKeyParts() []string }
-
-// findAmbient finds the ambient token and checks it is fit to exchange.
-func (h *Helper) findAmbient(ctx context.Context) (AmbientToken, error) {
-	amb, err := FindAmbientToken(ctx, h.cfg, h.client)
-	if err != nil {
-		return AmbientToken{}, err
-	}
-	return h.checked(amb)
-}
 
 // ambientFrom parses and checks an ambient token the caller already has,
 // such as the pod's service-account token the kubelet passes. source names

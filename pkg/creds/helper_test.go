@@ -346,3 +346,13 @@ func TestIssuerSpellingsShareTheCache(t *testing.T) {
 	assert.True(t, a == b, "https://x and https://x/ are one STS")
 	assert.Equal(t, 1, f.sb.STS.Exchanges())
 }
+
+// findAmbient is what get does before the cache: find the ambient token and
+// check it, for tests that start from the token.
+func (h *Helper) findAmbient(ctx context.Context) (AmbientToken, error) {
+	amb, err := FindAmbientToken(ctx, h.cfg, h.client)
+	if err != nil {
+		return AmbientToken{}, err
+	}
+	return h.checked(amb)
+}

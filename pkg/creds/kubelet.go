@@ -58,17 +58,18 @@ func (h *Helper) pullCredential(ctx context.Context, p Pull) (Credential, error)
 		}
 		identity = p.Identity
 	}
-	var amb AmbientToken
+	var tok exchange.Token
 	var err error
 	if p.ServiceAccountToken != "" {
-		amb, err = h.ambientFrom(p.ServiceAccountToken, "the pod's service-account token")
+		var amb AmbientToken
+		if amb, err = h.ambientFrom(p.ServiceAccountToken, "the pod's service-account token"); err != nil {
+			return Credential{}, err
+		}
+		tok, err = h.tokenFor(ctx, amb, identity)
 	} else {
-		amb, err = h.findAmbient(ctx)
+		// Node mode: the node's ambient token, as get finds it.
+		tok, err = h.get(ctx, identity)
 	}
-	if err != nil {
-		return Credential{}, err
-	}
-	tok, err := h.tokenFor(ctx, amb, identity)
 	if err != nil {
 		if p.Identity != "" {
 			// Say where the identity came from: the fix is there.
