@@ -263,18 +263,11 @@ func describeKey(k, token string) string {
 }
 
 // holdsSecret reports whether s contains secret (6 bytes or more once
-// trimmed; shorter ones match ordinary words) or a dot-separated part of it
-// of 16 bytes or more.
+// trimmed; shorter ones match ordinary words) or a long dot-separated part
+// of it: whatever logsafe.Redact would hide.
 func holdsSecret(s, secret string) bool {
-	if t := strings.TrimSpace(secret); len(t) >= 6 && strings.Contains(s, t) {
-		return true
-	}
-	for part := range strings.SplitSeq(secret, ".") {
-		if len(part) >= 16 && strings.Contains(s, part) {
-			return true
-		}
-	}
-	return false
+	t := strings.TrimSpace(secret)
+	return len(t) >= 6 && logsafe.Redact(s, t) != s
 }
 
 // keyHint suggests the known key an unknown key k most likely meant

@@ -44,11 +44,11 @@ func checkTrusted(path string, fi fs.FileInfo) error {
 	return nil
 }
 
-// noFollow makes opening a cache entry refuse a symlink planted in its place.
 // cacheSupported is true: owner, mode, O_NOFOLLOW and flock(2) let the
 // cache prove its folder private.
 const cacheSupported = true
 
+// noFollow makes opening a cache entry refuse a symlink planted in its place.
 const noFollow = syscall.O_NOFOLLOW
 
 // nonBlock makes open return at once on a FIFO with no writer (or a device
