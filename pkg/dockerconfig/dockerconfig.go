@@ -71,10 +71,20 @@ type Edit struct {
 	// and as it is after the edit (nil: none). They never hold a secret,
 	// unlike the rest of the file (auths), so they are what to show.
 	HelpersBefore, HelpersAfter json.RawMessage
+	// CredsStore is the file's credsStore, which answers for every registry
+	// without a credHelpers entry ("" when none).
+	CredsStore string
+	// StaleAuths are the auths keys, as written, that name one of the
+	// registries: credentials docker no longer uses for them.
+	StaleAuths []string
 	// Warnings are findings a person should know about; none of them
 	// stopped the edit.
 	Warnings []string
 }
+
+// ErrOtherHelper: a credHelpers entry sends one of the registries to
+// another helper, which Configure replaces only with Options.Force.
+var ErrOtherHelper = errors.New("another helper is configured")
 
 // Replaced is a credHelpers entry that sent a registry to another helper.
 type Replaced struct{ Registry, Helper string }
@@ -159,7 +169,7 @@ func addHelpers(doc []byte, registries []string, force bool) (Edit, []byte, erro
 	if err != nil {
 		return e, nil, err
 	}
-	e.Warnings = shadowWarnings(d, top, registries)
+	e.Warnings = shadowWarnings(&e, d, top, registries)
 
 	idx, n := top.lookupField("credHelpers")
 	if n > 1 {
@@ -201,7 +211,7 @@ func addHelpers(doc []byte, registries []string, force bool) (Edit, []byte, erro
 		}
 	}
 	if len(conflicts) > 0 {
-		return e, nil, fmt.Errorf("credHelpers already sends %s, another helper; to replace it, run again with --force, or remove that entry", strings.Join(conflicts, ", "))
+		return e, nil, fmt.Errorf("%w: credHelpers already sends %s, another helper; to replace it, run again with --force, or remove that entry", ErrOtherHelper, strings.Join(conflicts, ", "))
 	}
 	if !e.Changed() {
 		return e, doc, nil
@@ -241,14 +251,15 @@ func replacedRegistries(rs []Replaced) []string {
 	return out
 }
 
-// shadowWarnings notes what else in the config applies to the registries:
-// a credsStore, and auths entries for them.
-func shadowWarnings(d []byte, top object, registries []string) []string {
+// shadowWarnings notes what else in the config applies to the registries,
+// a credsStore and auths entries for them, in e and as warnings.
+func shadowWarnings(e *Edit, d []byte, top object, registries []string) []string {
 	var w []string
 	if i, _ := top.lookupField("credsStore"); i >= 0 {
 		m := top.members[i]
 		var store string
 		if json.Unmarshal(d[m.valStart:m.valEnd], &store) == nil && store != "" {
+			e.CredsStore = store
 			w = append(w, fmt.Sprintf("credsStore is %s: docker keeps using %s for every registry without a credHelpers entry; for %s the credHelpers entries win", logsafe.Quote(store, logsafe.DefaultLimit), program(store), strings.Join(registries, ", ")))
 		}
 	}
@@ -261,6 +272,7 @@ func shadowWarnings(d []byte, top object, registries []string) []string {
 			host := creds.NormalizeHost(m.key)
 			for _, r := range registries {
 				if host == r {
+					e.StaleAuths = append(e.StaleAuths, m.key)
 					w = append(w, fmt.Sprintf("auths has an entry %s for %s, likely from an earlier docker login: docker uses the credHelpers entry instead, but other tools may still send those stored credentials, and it misleads anyone reading the file; delete that entry if it is stale", logsafe.Quote(m.key, logsafe.DefaultLimit), r))
 				}
 			}

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -105,7 +104,7 @@ func checkDockerConfig(st *state) result {
 	edit, err := dockerconfig.Configure(target, st.hosts, dockerconfig.Options{DryRun: true})
 	if err != nil {
 		fix := "fix the file as the message says; " + binaryName + " configure-docker --dry-run then shows what it would add"
-		if strings.Contains(err.Error(), "--force") {
+		if errors.Is(err, dockerconfig.ErrOtherHelper) {
 			fix = binaryName + " configure-docker --force replaces that entry; or remove it by hand"
 		}
 		return fail(err.Error(), fix)
@@ -114,11 +113,10 @@ func checkDockerConfig(st *state) result {
 		return fail("there is no docker config at "+quote(path)+", so docker never runs this helper",
 			binaryName+" configure-docker")
 	}
-	shape := readShape(target)
 	if len(edit.Added) > 0 {
 		summary := quote(path) + " does not send " + strings.Join(edit.Added, ", ") + " to " + binaryName + " (no credHelpers entry)"
-		if shape.CredsStore != "" {
-			summary += ", so docker asks its credsStore, " + quote(shape.CredsStore) + ", for them instead"
+		if edit.CredsStore != "" {
+			summary += ", so docker asks its credsStore, " + quote(edit.CredsStore) + ", for them instead"
 		} else {
 			summary += ", so docker pulls from them with whatever auths holds, or anonymously"
 		}
@@ -128,35 +126,15 @@ func checkDockerConfig(st *state) result {
 		return fail(summary, binaryName+" configure-docker", notes...)
 	}
 	summary := quote(path) + " sends " + strings.Join(st.hosts, ", ") + " to " + binaryName
-	var stale []string
-	for key := range shape.Auths {
-		if slices.Contains(st.hosts, creds.NormalizeHost(key)) {
+	if len(edit.StaleAuths) > 0 {
+		stale := make([]string, 0, len(edit.StaleAuths))
+		for _, key := range edit.StaleAuths {
 			stale = append(stale, quote(key))
 		}
-	}
-	if len(stale) > 0 {
-		slices.Sort(stale)
-		return warn(summary+", but auths also has credentials for "+strings.Join(stale, ", ")+": docker ignores them, other tools may send them",
+		return warn(summary+", but auths also has credentials for "+strings.Join(stale, ", ")+" (see below)",
 			"delete those auths entries (likely from an earlier docker login) if they are stale", edit.Warnings...)
 	}
 	return ok(summary, edit.Warnings...)
-}
-
-// dockerShape is what checkDockerConfig reads of docker's config beyond
-// credHelpers; never the credentials in auths, only their keys.
-type dockerShape struct {
-	CredsStore string                     `json:"credsStore"`
-	Auths      map[string]json.RawMessage `json:"auths"`
-}
-
-// readShape reads path's credsStore and auths keys. Configure has already
-// read and accepted the file, so a failure here only leaves them out.
-func readShape(path string) dockerShape {
-	var s dockerShape
-	if b, err := os.ReadFile(path); err == nil { //nolint:gosec // G304: docker's own config, which Configure has just checked
-		_ = json.Unmarshal(b, &s)
-	}
-	return s
 }
 
 // checkAmbient says where the ambient token was looked for and found.
