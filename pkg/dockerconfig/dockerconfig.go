@@ -82,7 +82,7 @@ type Edit struct {
 	Warnings []string
 }
 
-// ErrOtherHelper: a credHelpers entry sends one of the registries to
+// ErrOtherHelper means a credHelpers entry sends one of the registries to
 // another helper, which Configure replaces only with Options.Force.
 var ErrOtherHelper = errors.New("another helper is configured")
 
