@@ -284,14 +284,17 @@ func reportSettings(b *strings.Builder, e fileEdit, changes []settingChange, dry
 	}
 }
 
-// describeSetting shows a setting's value, except an identity_token that is
-// not a path that exists: a hand-written config file may hold a token there.
+// describeSetting shows a setting's value, except one that may be a token:
+// anything holding a JWT's start, whatever the key (a hand-written config
+// file may hold a token pasted under any of them), and an identity_token
+// that is not a path that exists.
 func describeSetting(key string, v any) string {
 	if v == nil && key == "registries" {
 		return "not set (so " + creds.DefaultRegistry + ")"
 	}
-	if s, ok := v.(string); ok && key == "identity_token" {
-		if _, err := os.Stat(s); err != nil {
+	if s, ok := v.(string); ok {
+		_, err := os.Stat(s)
+		if strings.Contains(s, "eyJ") || key == "identity_token" && err != nil {
 			return "(value not shown: " + logsafe.Shape(s) + ")"
 		}
 	}

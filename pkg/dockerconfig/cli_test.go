@@ -358,3 +358,21 @@ func TestRunPathWarnings(t *testing.T) {
 		assert.Empty(t, errb)
 	})
 }
+
+// A token pasted by hand under any key of the helper's config file is
+// described, not shown, when configure-docker prints what it changes.
+func TestRunNeverShowsATokenItReplaces(t *testing.T) {
+	env := testEnv(t)
+	env["XDG_CONFIG_HOME"] = t.TempDir()
+	sp := settingsPath(env)
+	require.NoError(t, os.MkdirAll(filepath.Dir(sp), 0o700))
+	require.NoError(t, os.WriteFile(sp, []byte(`{"identity": "`+fakeJWT+`"}`), 0o600))
+
+	code, out, errb := run(env, "--identity", "new/id")
+	require.Equal(t, 0, code, errb)
+	assert.Contains(t, out, `identity: (value not shown: `)
+	assert.Contains(t, out, `-> "new/id"`)
+	for _, part := range strings.Split(fakeJWT, ".") {
+		assert.NotContains(t, out+errb, part)
+	}
+}
