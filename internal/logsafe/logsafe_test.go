@@ -66,3 +66,22 @@ func TestRedactHidesSecretsAndTheirLongParts(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactJWTsHidesEveryJWTShapedRun(t *testing.T) {
+	t.Parallel()
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-bmF0_dXJl"
+	for _, tc := range []struct{ in, want string }{
+		{"no token here", "no token here"},
+		{"", ""},
+		{jwt, Redacted},
+		{"token " + jwt + " refused", "token " + Redacted + " refused"},
+		{`"` + jwt + `",` + jwt, `"` + Redacted + `",` + Redacted},
+		{"payload only eyJzdWIiOiJ4In0 left", "payload only " + Redacted + " left"},
+		{"eyJ", Redacted},
+		{"eyJeyJ.x/y", Redacted + "/y"},
+		{"ends at a space eyJabc def", "ends at a space " + Redacted + " def"},
+		{"not eyj or EYJ", "not eyj or EYJ"},
+	} {
+		assert.Equal(t, tc.want, RedactJWTs(tc.in), "input %q", tc.in)
+	}
+}

@@ -1,7 +1,6 @@
 package creds
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
@@ -61,7 +60,7 @@ func IdentityCommand(amb AmbientToken, issuerKeys string) string {
 		b.WriteString(issuerKeys)
 	}
 	b.WriteString(" --subject-pattern=")
-	b.WriteString(shellWord(regexp.QuoteMeta(amb.Subject)))
+	b.WriteString(shellWord(quoteMeta(amb.Subject)))
 	b.WriteString(" --role=registry.pull")
 	return b.String()
 }
@@ -76,4 +75,20 @@ func shellWord(s string) string {
 		return "'" + s + "'"
 	}
 	return logsafe.Quote(s, logsafe.DefaultLimit)
+}
+
+// quoteMeta is regexp.QuoteMeta: s with every regular expression
+// metacharacter escaped, so a subject pattern matches s alone. It is
+// written out because importing regexp for it would run the regexp
+// package's start-up work (its Unicode tables) in every process of the
+// helper, cached gets included; a test holds it to regexp.QuoteMeta.
+func quoteMeta(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(`\.+*?()|[]{}^$`, s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

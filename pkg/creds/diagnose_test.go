@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -124,4 +125,14 @@ func TestInspectCache(t *testing.T) {
 		assert.Equal(t, os.FileMode(0o755), r.Mode)
 		assert.Contains(t, r.Problem, "must not be open to group or others")
 	})
+}
+
+// quoteMeta stands in for regexp.QuoteMeta, which the binary does not link.
+func TestQuoteMetaIsRegexpQuoteMeta(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", "system:serviceaccount:ns:sa", `repo:o/r.x:ref:refs/heads/main`,
+		`\.+*?()|[]{}^$`, "a\x00b\tc", "ünïcode.*"} {
+		assert.Equal(t, regexp.QuoteMeta(s), quoteMeta(s), "input %q", s)
+		assert.True(t, regexp.MustCompile("^"+quoteMeta(s)+"$").MatchString(s), "input %q", s)
+	}
 }

@@ -9,11 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // The failure record (docs/reference.md#failure-record). docker throws a
@@ -58,20 +58,14 @@ func className(err error) string {
 	return "unclassified"
 }
 
-// jwtShaped is anything that starts like a JWT. Messages are built without
-// tokens and redacted against the ambient token; the record scrubs once
-// more when it writes a line, since the line outlives the call, and again
-// when it reads one, since the file may have been edited. Compiled on the
-// first use, not at start-up: a cached get never fails and would pay for it
-// in every process.
-var jwtShaped = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`)
-})
-
 // failureFor is the record of err, a failure of command for registry.
 func failureFor(command, registry string, err error, now time.Time) Failure {
 	msg := strings.Join(strings.Fields(err.Error()), " ")
-	msg = jwtShaped().ReplaceAllString(msg, "[redacted]")
+	// Messages are built without tokens and redacted against the ambient
+	// token; the record scrubs once more when it writes a line, since the
+	// line outlives the call, and again when it reads one, since the file
+	// may have been edited.
+	msg = logsafe.RedactJWTs(msg)
 	if utf8.RuneCountInString(msg) > maxFailureMessage {
 		msg = string([]rune(msg)[:maxFailureMessage]) + "…"
 	}
@@ -153,7 +147,7 @@ func (c *cache) recentFailures(n int) ([]Failure, error) {
 		for sc.Scan() {
 			var rec Failure
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Message != "" {
-				rec.Message = jwtShaped().ReplaceAllString(rec.Message, "[redacted]")
+				rec.Message = logsafe.RedactJWTs(rec.Message)
 				all = append(all, rec)
 			}
 		}

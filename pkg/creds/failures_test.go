@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 func TestARefusedGetIsRecordedWithTheServersWords(t *testing.T) {
@@ -158,7 +160,7 @@ func TestARecordedMessageIsOneScrubbedCappedLine(t *testing.T) {
 	rec := failureFor("kubelet", "cgr.dev", err, time.Now())
 	assert.NotContains(t, rec.Message, "\n")
 	assert.NotContains(t, rec.Message, "eyJ")
-	assert.Contains(t, rec.Message, "line one line two [redacted]")
+	assert.Contains(t, rec.Message, "line one line two "+logsafe.Redacted)
 	assert.Equal(t, maxFailureMessage+1, len([]rune(rec.Message)))
 	assert.Equal(t, "ErrBadAmbientToken", rec.Class)
 	assert.Equal(t, "unclassified", failureFor("get", "x", errors.New("other"), time.Now()).Class)
