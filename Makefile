@@ -81,6 +81,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRegistryMatch$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAmbientToken$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEntryAgreesWithJSON$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/

@@ -5,6 +5,7 @@ package creds
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,11 +38,11 @@ func TestCacheTrustsABoundedLifetime(t *testing.T) {
 		assert.False(t, ok, "and not served past the cap")
 	})
 
-	t.Run("the earlier of the entry's expiry and the JWT's exp", func(t *testing.T) {
+	t.Run("the entry's expiry, which is never later than the JWT's exp", func(t *testing.T) {
 		c := newTestCache(t)
 		key := cacheKey("jwt earlier")
 		short := testToken(t, now.Add(20*time.Minute))
-		writeEntry(t, c.path(key), cacheEntry{Token: short.Raw, Expiry: now.Add(time.Hour)})
+		require.NoError(t, c.storeAt(key, short, now))
 		got, ok := c.load(key, now)
 		require.True(t, ok)
 		assert.True(t, got.Expiry.Equal(short.Expiry))
@@ -51,6 +52,17 @@ func TestCacheTrustsABoundedLifetime(t *testing.T) {
 		"expiry beyond the cap":   cacheEntry{Token: years.Raw, Expiry: now.AddDate(10, 0, 0)},
 		"no expiry (old format)":  map[string]string{"token": years.Raw},
 		"expiry that is not time": map[string]string{"token": years.Raw, "expiry": "soon"},
+		"a token that is no JWT":  cacheEntry{Token: "not-a-jwt", Expiry: now.Add(time.Hour)},
+		"an unsigned JWT":         cacheEntry{Token: years.Raw[:strings.LastIndexByte(years.Raw, '.')+1], Expiry: now.Add(time.Hour)},
+		// Valid JSON, but not as this helper writes an entry.
+		"the fields the other way round": struct {
+			Expiry time.Time `json:"expiry"`
+			Token  string    `json:"token"`
+		}{now.Add(time.Hour), years.Raw},
+		"an extra field": struct {
+			cacheEntry
+			Extra int `json:"extra"`
+		}{cacheEntry{Token: years.Raw, Expiry: now.Add(time.Hour)}, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newTestCache(t)
@@ -63,4 +75,44 @@ func TestCacheTrustsABoundedLifetime(t *testing.T) {
 			assert.True(t, ok)
 		})
 	}
+}
+
+// The entry reader matches bytes instead of decoding JSON; whatever it
+// accepts, encoding/json must read the same way.
+func FuzzParseEntryAgreesWithJSON(f *testing.F) {
+	tok := testToken(f, time.Date(2030, 1, 1, 1, 0, 0, 0, time.UTC)).Raw
+	for _, e := range []string{
+		`{"token":"` + tok + `","expiry":"2030-01-01T01:00:00Z"}`,
+		`{"token":"` + tok + `","expiry":"2030-01-01T00:59:59.123456789+02:00"}`,
+		`{"token":"` + tok + `","expiry":"soon"}`,
+		`{"token":"a.b.c","expiry":"2030-01-01T01:00:00Z"}`,
+		`{"token":"eyJ\u0061.b.c","expiry":"2030-01-01T01:00:00Z"}`,
+		`{"token":"` + tok + `", "expiry":"2030-01-01T01:00:00Z"}`,
+		`{"token":"` + tok + `","expiry":"2030-01-01T01:00:00Z"}` + "\n",
+	} {
+		f.Add([]byte(e))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseEntry(b)
+		if err != nil {
+			return
+		}
+		var want cacheEntry
+		require.NoError(t, json.Unmarshal(b, &want), "parseEntry accepted what encoding/json refuses")
+		assert.Equal(t, want.Token, got.Raw)
+		assert.True(t, want.Expiry.Equal(got.Expiry), "expiry %s, encoding/json says %s", got.Expiry, want.Expiry)
+		assert.True(t, LooksLikeJWT(got.Raw))
+	})
+}
+
+func TestParseEntryReadsWhatStoreWrites(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tok := testToken(t, now.Add(30*time.Minute+time.Second/3))
+	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: tok.Expiry.UTC()})
+	require.NoError(t, err)
+	got, err := parseEntry(b)
+	require.NoError(t, err)
+	assert.Equal(t, tok.Raw, got.Raw)
+	assert.True(t, got.Expiry.Equal(tok.Expiry))
 }

@@ -17,7 +17,7 @@ import (
 
 // testToken makes a registry-token-shaped JWT expiring at exp. Signed with
 // a throwaway HMAC key: the cache never verifies signatures.
-func testToken(t *testing.T, exp time.Time) exchange.Token {
+func testToken(t testing.TB, exp time.Time) exchange.Token {
 	t.Helper()
 	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
 		Subject: "test", ExpiresAt: jwt.NewNumericDate(exp),
