@@ -15,6 +15,11 @@ var version, commit, date string
 // also the User-Agent): "v1.2.3 (commit <hash>, built <date>)", with only
 // the parts that are known.
 func buildVersion() string {
+	if version != "" {
+		// Stamped: the build info would not be used, and reading it
+		// parses the module list in every process, cached gets included.
+		return describeBuild(version, commit, date, nil)
+	}
 	bi, _ := debug.ReadBuildInfo()
 	return describeBuild(version, commit, date, bi)
 }
