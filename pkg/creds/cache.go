@@ -288,7 +288,7 @@ func parseEntry(b []byte) (exchange.Token, error) {
 
 // notJWTChar is true for a character that is neither base64url nor a dot.
 func notJWTChar(r rune) bool {
-	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_' && r != '.'
 }
 
 // readPrivate reads the file called name if it is a regular file of ours

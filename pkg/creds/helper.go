@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
+	"github.com/cgr-helper/docker-credential-cgr/internal/tlsroots"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
@@ -56,7 +57,7 @@ func WithVersion(v string) Option {
 func New(cfg Config, opts ...Option) (*Helper, error) {
 	h := &Helper{
 		cfg:       cfg,
-		client:    &http.Client{},
+		client:    &http.Client{Transport: tlsroots.Transport()},
 		now:       time.Now,
 		logf:      func(string, ...any) {},
 		userAgent: appName + "/dev",

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
+	"github.com/cgr-helper/docker-credential-cgr/internal/tlsroots"
 )
 
 // DefaultIssuer is the production Chainguard STS.
@@ -147,7 +148,7 @@ func New(issuer string, opts ...Option) (*Client, error) {
 	c := &Client{
 		issuer:      strings.TrimRight(u.String(), "/"),
 		url:         u.JoinPath("sts", "exchange").String(),
-		http:        &http.Client{Timeout: defaultTimeout},
+		http:        &http.Client{Timeout: defaultTimeout, Transport: tlsroots.Transport()},
 		userAgent:   defaultUserAgent,
 		maxAttempts: defaultMaxAttempts,
 		backoffBase: defaultBackoffBase,
