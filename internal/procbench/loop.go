@@ -23,6 +23,13 @@ func loopCommands(h *helperRuns, b baselines, entry string, o options) []command
 	cmds := []command{
 		{name: "docker-credential-cgr get (cached)", kind: "ours", bin: h.bin, make: func() proc { return h.get(h.env) }},
 		{name: "docker-credential-cgr kubelet (cached)", kind: "ours", bin: h.bin, make: func() proc { return h.kubelet(h.env, "") }},
+		// Starts, reads its settings as get does, and prints the version:
+		// what the binary costs before a get's own work.
+		{name: "docker-credential-cgr version", kind: "ours", bin: h.bin, make: func() proc {
+			c := exec.Command(h.bin, "version")
+			c.Env = h.env
+			return proc{c, "docker-credential-cgr"}
+		}},
 	}
 	if o.against != "" {
 		cmds = append(cmds,

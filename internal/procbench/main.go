@@ -59,6 +59,7 @@ type options struct {
 	peers           peerFlag
 	pairs, coldRuns int
 	loopOnly        bool
+	callgrind       bool
 	delay           time.Duration
 	fleets          []int
 	jsonOut, doc    string
@@ -74,6 +75,7 @@ func main() {
 	flag.IntVar(&o.coldRuns, "cold", 30, "cold gets timed with the added STS delay (and as many without)")
 	flag.DurationVar(&o.delay, "delay", 50*time.Millisecond, "delay the sandbox STS adds to each exchange in the cold-get timing")
 	fleets := flag.String("fleets", "8,32,128,512", "sizes of the parallel cold-get fleets")
+	flag.BoolVar(&o.callgrind, "callgrind", true, "also count each cached run's instructions and cache misses under valgrind's callgrind")
 	flag.BoolVar(&o.loopOnly, "loop-only", false, "only the alternating loop: for a quick before/after with -against")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/benchmarks.md) from the results")
@@ -182,7 +184,15 @@ func run(o options) error {
 		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
 			return err
 		}
-		if res.Cold, err = runCold(h, o.coldRuns, o.delay); err != nil {
+		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay); err != nil {
+			return err
+		}
+		route, closeFront, err := tlsRoute(sb, work)
+		if err != nil {
+			return err
+		}
+		defer closeFront()
+		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay); err != nil {
 			return err
 		}
 	} else if o.doc != "" || o.svg != "" {
@@ -206,5 +216,11 @@ func run(o options) error {
 	}
 	res.Pairs = o.pairs
 	res.printLoop()
+	if o.callgrind {
+		if res.Instructions, err = runCallgrind(cmds, work); err != nil {
+			return err
+		}
+		res.printInstructions()
+	}
 	return res.write(o)
 }
