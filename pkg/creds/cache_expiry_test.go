@@ -49,11 +49,14 @@ func TestCacheTrustsABoundedLifetime(t *testing.T) {
 	})
 
 	for name, e := range map[string]any{
-		"expiry beyond the cap":   cacheEntry{Token: years.Raw, Expiry: now.AddDate(10, 0, 0)},
-		"no expiry (old format)":  map[string]string{"token": years.Raw},
-		"expiry that is not time": map[string]string{"token": years.Raw, "expiry": "soon"},
-		"a token that is no JWT":  cacheEntry{Token: "not-a-jwt", Expiry: now.Add(time.Hour)},
-		"an unsigned JWT":         cacheEntry{Token: years.Raw[:strings.LastIndexByte(years.Raw, '.')+1], Expiry: now.Add(time.Hour)},
+		"expiry beyond the cap":  cacheEntry{Token: years.Raw, Expiry: now.AddDate(10, 0, 0)},
+		"no expiry (old format)": map[string]string{"token": years.Raw},
+		"expiry that is not time": struct {
+			Token  string `json:"token"`
+			Expiry string `json:"expiry"`
+		}{years.Raw, "soon"},
+		"a token that is no JWT": cacheEntry{Token: "not-a-jwt", Expiry: now.Add(time.Hour)},
+		"an unsigned JWT":        cacheEntry{Token: years.Raw[:strings.LastIndexByte(years.Raw, '.')+1], Expiry: now.Add(time.Hour)},
 		// Valid JSON, but not as this helper writes an entry.
 		"the fields the other way round": struct {
 			Expiry time.Time `json:"expiry"`

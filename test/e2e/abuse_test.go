@@ -308,10 +308,14 @@ func plantedToken(t *testing.T, who string) string {
 }
 
 // plantedEntry is a cache entry as the helper writes one, valid for 50
-// minutes, holding tok.
+// minutes, holding tok: its fields in the helper's order, which the
+// reader insists on.
 func plantedEntry(t *testing.T, tok string) []byte {
 	t.Helper()
-	b, err := json.Marshal(map[string]any{"token": tok, "expiry": time.Now().Add(50 * time.Minute).UTC()})
+	b, err := json.Marshal(struct {
+		Token  string    `json:"token"`
+		Expiry time.Time `json:"expiry"`
+	}{tok, time.Now().Add(50 * time.Minute).UTC()})
 	require.NoError(t, err)
 	return b
 }
