@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 	"io"
 	"math/big"
 	"net"
@@ -93,7 +94,7 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return &apiError{resp.StatusCode, redact(strings.TrimSpace(string(b)))}
+		return &apiError{resp.StatusCode, child.Redact(strings.TrimSpace(string(b)))}
 	}
 	if out == nil {
 		return nil

@@ -5,6 +5,7 @@ package cluster
 import (
 	"bufio"
 	"fmt"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 	"os"
 	"path/filepath"
 	"slices"
@@ -169,7 +170,7 @@ func (c *cluster) runPod(t *testing.T, name, doc string) podOutcome {
 	if err != nil {
 		evs, _ := c.admin.events(readmeNS, name)
 		for _, e := range evs {
-			t.Logf("  event %s %s: %s", e.Type, e.Reason, shorten(redact(e.Message), 400))
+			t.Logf("  event %s %s: %s", e.Type, e.Reason, shorten(child.Redact(e.Message), 400))
 		}
 		t.Fatalf("%v (phase %q)", err, pod.Status.Phase)
 	}
@@ -182,11 +183,11 @@ func (c *cluster) runPod(t *testing.T, name, doc string) podOutcome {
 	out.log = containerLog(t, logFile)
 	t.Logf("pod %s/%s: %s, exit code %d, the container ran %s; its log:", readmeNS, name, out.phase, out.exitCode, out.ran)
 	for _, l := range out.log {
-		t.Logf("  | %s", shorten(redact(l), 1200))
+		t.Logf("  | %s", shorten(child.Redact(l), 1200))
 	}
 	for _, l := range out.log {
-		if jwtLike.MatchString(l) || strings.Contains(l, "eyJ") {
-			t.Errorf("pod %s's log holds something token-like: %s", name, shorten(redact(l), 200))
+		if child.JWTLike.MatchString(l) || strings.Contains(l, "eyJ") {
+			t.Errorf("pod %s's log holds something token-like: %s", name, shorten(child.Redact(l), 200))
 		}
 	}
 	return out

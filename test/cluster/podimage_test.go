@@ -12,11 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -78,10 +79,8 @@ func serveModule(t *testing.T, dir, root string) string {
 	files := moduleFiles(t, root)
 	h := sha256.New()
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(root, f))
-		must(t, err)
-		_, _ = io.WriteString(h, f+"\x00")
-		_, _ = h.Write(b)
+		_, _ = io.WriteString(h, f.name+"\x00")
+		_, _ = h.Write(f.body)
 	}
 	version := "v0.0.0-e2e." + hex.EncodeToString(h.Sum(nil))[:12]
 
@@ -90,11 +89,9 @@ func serveModule(t *testing.T, dir, root string) string {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(root, f))
+		w, err := zw.Create(modulePath + "@" + version + "/" + f.name)
 		must(t, err)
-		w, err := zw.Create(modulePath + "@" + version + "/" + f)
-		must(t, err)
-		_, err = w.Write(b)
+		_, err = w.Write(f.body)
 		must(t, err)
 	}
 	must(t, zw.Close())
@@ -110,36 +107,42 @@ func serveModule(t *testing.T, dir, root string) string {
 	return version
 }
 
-// moduleFiles lists the module's regular files, slash-separated and
-// sorted, as a module zip holds them: no .git, no build output, nothing
-// of the nested modules (folders with their own go.mod).
-func moduleFiles(t *testing.T, root string) []string {
+// moduleFile is one file of the module zip: its slash-separated name and
+// its content.
+type moduleFile struct {
+	name string
+	body []byte
+}
+
+// moduleFiles lists the module's files as the module proxy would serve
+// them: the files git tracks or would track (build output such as bin/
+// and dist/ is ignored), sorted, without the nested modules (folders with
+// their own go.mod).
+func moduleFiles(t *testing.T, root string) []moduleFile {
 	t.Helper()
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if rel == ".git" || rel == "bin" {
-				return filepath.SkipDir
-			}
-			if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil && rel != "." {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
+	out, err := exec.Command("git", "-C", root, "ls-files", "-co", "--exclude-standard", "-z").Output()
 	must(t, err)
-	sort.Strings(files)
+	names := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	sort.Strings(names)
+	var nested []string
+	for _, n := range names {
+		if dir := path.Dir(n); path.Base(n) == "go.mod" && dir != "." {
+			nested = append(nested, dir+"/")
+		}
+	}
+	var files []moduleFile
+	for _, n := range names {
+		if slices.ContainsFunc(nested, func(d string) bool { return strings.HasPrefix(n, d) }) {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(root, n))
+		if err != nil || !fi.Mode().IsRegular() { // deleted in the work tree, or a link
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, n))
+		must(t, err)
+		files = append(files, moduleFile{n, b})
+	}
 	return files
 }
 

@@ -7,12 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,22 +85,12 @@ func waitFor(what string, p *proc, timeout time.Duration, ok func() bool) error 
 	return errors.New(msg)
 }
 
-// freePort finds a loopback port that is free now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
-}
-
 // freePorts finds n distinct free loopback ports.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
 	for len(ports) < n {
-		p, err := freePort()
+		p, err := child.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,26 +113,8 @@ func httpOK(client *http.Client, url, want string) bool {
 	return resp.StatusCode == http.StatusOK && strings.HasPrefix(string(buf[:n]), want)
 }
 
-var jwtLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
-
-// redact hides anything token-like.
-func redact(s string) string { return jwtLike.ReplaceAllString(s, "[REDACTED JWT]") }
-
 // tail is the end of a log file, redacted.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	// Redacted whole, then cut: a cut first could keep the tail of a
-	// token without the "eyJ" that marks it.
-	s := redact(string(b))
-	const limit = 6 << 10
-	if len(s) > limit {
-		s = s[len(s)-limit:]
-	}
-	return s
-}
+func tail(path string) string { return child.Tail(path, 6<<10) }
 
 // grepLog returns the lines of path that contain every one of words,
 // redacted.
@@ -167,7 +137,7 @@ func grepLog(path string, words ...string) []string {
 			}
 		}
 		if all {
-			out = append(out, redact(line))
+			out = append(out, child.Redact(line))
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 	"io"
 	"log"
 	"net/http"
@@ -56,7 +57,7 @@ func startRegistry(t *testing.T, bin, dir, storage string, auth *distribution.To
 }
 
 func tryStartRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*proc, string, error) {
-	port, err := freePort()
+	port, err := child.FreePort()
 	if err != nil {
 		return nil, "", err
 	}

@@ -220,12 +220,12 @@ func (e *abuseEnv) get(t *testing.T) abuseRun {
 	if err != nil {
 		status = err.Error()
 	}
-	t.Logf("$ docker-credential-cgr get -> %s after %s\n%s", status, r.took.Round(time.Millisecond), indent(shorten(redact(r.output()))))
+	t.Logf("$ docker-credential-cgr get -> %s after %s\n%s", status, r.took.Round(time.Millisecond), indent(shorten(child.Redact(r.output()))))
 
 	assert.False(t, strings.Contains(r.output(), e.w.ambient), "the output shows the ambient token")
-	assert.False(t, jwtLike.MatchString(r.stderr), "stderr shows something token-like")
+	assert.False(t, child.JWTLike.MatchString(r.stderr), "stderr shows something token-like")
 	if err != nil {
-		assert.False(t, jwtLike.MatchString(r.output()), "a failure shows something token-like")
+		assert.False(t, child.JWTLike.MatchString(r.output()), "a failure shows something token-like")
 		for _, tok := range e.issued {
 			assert.False(t, strings.Contains(r.output(), tok), "a failure shows a registry token issued earlier")
 		}

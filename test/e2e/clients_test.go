@@ -9,12 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/cgr-helper/docker-credential-cgr/test/internal/child"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -263,12 +263,6 @@ func (r result) has(subs ...string) bool {
 	return true
 }
 
-// jwtLike matches a compact JWS: what every ambient, STS and registry token
-// in this suite is.
-var jwtLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
-
-func redact(s string) string { return jwtLike.ReplaceAllString(s, "[REDACTED JWT]") }
-
 // run runs program with e's environment and a deadline, logs the command
 // and its output (redacted, shortened), and fails the test if the output
 // holds anything token-like.
@@ -295,8 +289,8 @@ func (e *clientEnv) run(t *testing.T, program string, args ...string) result {
 		status = r.err.Error()
 	}
 	t.Logf("$ %s %s\n  -> %s after %s\n%s", filepath.Base(program), strings.Join(args, " "), status,
-		time.Since(start).Round(time.Millisecond), indent(shorten(redact(r.output()))))
-	if jwtLike.MatchString(r.output()) {
+		time.Since(start).Round(time.Millisecond), indent(shorten(child.Redact(r.output()))))
+	if child.JWTLike.MatchString(r.output()) {
 		t.Errorf("%s printed something token-like (shown redacted above)", filepath.Base(program))
 	}
 	return r

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -377,19 +376,6 @@ func versionOf(program string, args ...string) string {
 		return fmt.Sprintf("unknown (%v)", err)
 	}
 	return first
-}
-
-// freePort finds a loopback port that is free now. A program started on it
-// may still lose a race for it; callers retry.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	// Closing is what frees the port for the program; if that fails, the
-	// port is not free.
-	return port, l.Close()
 }
 
 // removeAll removes a folder the suite made, and says so on stderr if it

@@ -49,7 +49,7 @@ func startRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*reg
 }
 
 func tryStartRegistry(bin, dir, storage string, auth *distribution.TokenAuth) (*registryProc, error) {
-	port, err := freePort()
+	port, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -242,17 +242,4 @@ func (d *dockerd) stop() {
 }
 
 // tail is the end of a log file, with anything token-like redacted.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	// Redacted whole, then cut: a cut first could keep the tail of a
-	// token without the "eyJ" that marks it.
-	s := redact(string(b))
-	const limit = 4 << 10
-	if len(s) > limit {
-		s = s[len(s)-limit:]
-	}
-	return s
-}
+func tail(path string) string { return child.Tail(path, 4<<10) }
