@@ -58,6 +58,42 @@ func Shape(s string) string {
 	return b.String()
 }
 
+// Hidden names a value that may be a secret by its shape alone, in the
+// words every message uses.
+func Hidden(v string) string { return "(value not shown: " + Shape(v) + ")" }
+
+// Describe names a setting's value in a message: quoted (and capped) when
+// it cannot be a secret, Hidden when it might be one, so that a token
+// pasted into the wrong setting is never echoed.
+func Describe(v string) string {
+	if MightBeSecret(v) {
+		return Hidden(v)
+	}
+	return Quote(v, DefaultLimit)
+}
+
+// MightBeSecret is true for anything that holds a JWT's start ("eyJ" is
+// base64url for `{"`) or a run of 40 or more token characters, the shape of
+// signatures and opaque bearer tokens (a GitHub token is 40). Host names and
+// paths have neither; '-' breaks a run so that UUIDs in paths do not count.
+func MightBeSecret(v string) bool {
+	if strings.Contains(v, "eyJ") {
+		return true
+	}
+	run := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '=' {
+			if run++; run >= 40 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
+}
+
 // Redacted is what Redact puts where a secret was.
 const Redacted = "[REDACTED]"
 

@@ -158,7 +158,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if v := getenv(b.name); v != "" {
 			on, err := strconv.ParseBool(v)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s=%s is not a boolean; set it to true or false", b.name, describeValue(v))
+				return Config{}, fmt.Errorf("%s=%s is not a boolean; set it to true or false", b.name, logsafe.Describe(v))
 			}
 			*b.dst = on
 		}
@@ -256,7 +256,7 @@ func checkKeys(doc []byte, token string) error {
 // looks like one, or holds the file's identity_token (token) or a long
 // dot-separated part of it.
 func describeKey(k, token string) string {
-	if mightBeSecret(k) || holdsSecret(k, token) {
+	if logsafe.MightBeSecret(k) || holdsSecret(k, token) {
 		return "(key not shown: " + logsafe.Shape(k) + ")"
 	}
 	return logsafe.Quote(k, 64)

@@ -74,10 +74,10 @@ func (h *Helper) rejectionFix(se *exchange.StatusError, amb AmbientToken, identi
 		amb.Source, iss, sub, IdentityCommand(amb, ""), setting)
 	switch {
 	case se.HTTPStatus == http.StatusNotFound && identity != "":
-		return fmt.Sprintf("check that %s (%s) is the id of an existing identity", setting, logsafe.Quote(identity, logsafe.DefaultLimit))
+		return fmt.Sprintf("check that %s (%s) is the id of an existing identity", setting, logsafe.Describe(identity))
 	case se.HTTPStatus == http.StatusBadRequest:
 		return fmt.Sprintf("the STS found the request malformed: check %s (%s) and CHAINGUARD_AUDIENCE (%s)",
-			setting, logsafe.Quote(identity, logsafe.DefaultLimit), logsafe.Quote(h.cfg.Audience, logsafe.DefaultLimit))
+			setting, logsafe.Describe(identity), logsafe.Describe(h.cfg.Audience))
 	case se.HTTPStatus == http.StatusUnauthorized:
 		return "the STS did not accept the ambient token: check it is fresh, has audience " + EnforceAudience + ", and that its issuer publishes its keys; " + create
 	}

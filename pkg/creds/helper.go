@@ -243,7 +243,7 @@ func (h *Helper) exchange(ctx context.Context, identity string, ambient func(con
 	if err != nil {
 		return exchange.Token{}, err
 	}
-	h.logf("exchanging at %s for identity %s, audience %s", h.cfg.Issuer, logsafe.Quote(identity, logsafe.DefaultLimit), logsafe.Quote(h.cfg.Audience, logsafe.DefaultLimit))
+	h.logf("exchanging at %s for identity %s, audience %s", h.cfg.Issuer, logsafe.Describe(identity), logsafe.Describe(h.cfg.Audience))
 	tok, err := h.exchanger.Exchange(ctx, amb.Raw(), exchange.Request{
 		Audience: []string{h.cfg.Audience},
 		Identity: identity,

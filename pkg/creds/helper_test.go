@@ -261,6 +261,28 @@ func TestHelperWithTheCacheOff(t *testing.T) {
 	}
 }
 
+// A token pasted as the identity or the audience is described in the
+// debug log and the error, never shown: the exchange's debug line comes
+// before the identity is checked.
+func TestATokenInTheWrongSettingIsNotLogged(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	pasted := f.ambient
+	f.cfg.Identity, f.cfg.Audience, f.cfg.NoCache = pasted, pasted, true
+	var logged strings.Builder
+	h, err := New(f.cfg, WithLogger(func(format string, args ...any) {
+		fmt.Fprintf(&logged, format+"\n", args...)
+	}))
+	require.NoError(t, err)
+	_, _, err = h.Get(f.host)
+	require.Error(t, err)
+	require.Contains(t, logged.String(), "exchanging at ", "the line under test was written")
+	assert.Contains(t, logged.String(), "for identity (value not shown: ")
+	for _, part := range strings.Split(pasted, ".") {
+		assert.NotContains(t, logged.String()+err.Error(), part)
+	}
+}
+
 func TestAmbientTokenSources(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

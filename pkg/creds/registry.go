@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // NormalizeHost reduces a server URL to the registry host it names, the form
@@ -79,7 +81,7 @@ func parseRegistries(lists ...string) (registries, error) {
 // parsePattern checks and normalises one registry pattern.
 func parsePattern(p string) (string, error) {
 	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("registry pattern %s %s; use a host with an optional port (cgr.dev, registry.example.com:5000) or a wildcard for subdomains (*.cgr.dev)", describeValue(p), why)
+		return "", fmt.Errorf("registry pattern %s %s; use a host with an optional port (cgr.dev, registry.example.com:5000) or a wildcard for subdomains (*.cgr.dev)", logsafe.Describe(p), why)
 	}
 	switch {
 	case strings.Contains(p, "://"):

@@ -41,7 +41,7 @@ func (s actionsSource) Provide(ctx context.Context) (AmbientToken, error) {
 	u, err := url.Parse(s.url)
 	if err != nil || u.Host == "" {
 		// url.Parse's error quotes the whole value, user info included.
-		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL (value not shown: %s)", ErrBadAmbientToken, logsafe.Shape(s.url))
+		return AmbientToken{}, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL %s", ErrBadAmbientToken, logsafe.Hidden(s.url))
 	}
 	q := u.Query()
 	q.Set("audience", EnforceAudience)

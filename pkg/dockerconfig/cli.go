@@ -216,7 +216,7 @@ func servedHosts(served, extra []string) ([]string, []string) {
 // is refused. The value is shown only once it is known to be a path that
 // exists: anything else may be (part of) a token.
 func tokenFile(v string) (string, error) {
-	hidden := "(value not shown: " + logsafe.Shape(v) + ")"
+	hidden := logsafe.Hidden(v)
 	if creds.LooksLikeJWT(strings.TrimSpace(v)) {
 		return "", fmt.Errorf("--identity-token takes the path of a file holding the token, not the token itself %s: a token saved in a config file expires within the hour; write it to a file and give that file's path", hidden)
 	}
@@ -284,21 +284,25 @@ func reportSettings(b *strings.Builder, e fileEdit, changes []settingChange, dry
 	}
 }
 
-// describeSetting shows a setting's value, except one that may be a token:
-// anything holding a JWT's start, whatever the key (a hand-written config
-// file may hold a token pasted under any of them), and an identity_token
-// that is not a path that exists.
+// describeSetting shows a setting's value as the helper's own messages
+// do: an issuer without user info, query or fragment; an identity_token
+// only if it is a path that exists; any other string only if it cannot be
+// a secret (a hand-written config file may hold a token under any key).
 func describeSetting(key string, v any) string {
-	if v == nil && key == "registries" {
+	s, ok := v.(string)
+	switch {
+	case v == nil && key == "registries":
 		return "not set (so " + creds.DefaultRegistry + ")"
-	}
-	if s, ok := v.(string); ok {
-		_, err := os.Stat(s)
-		if strings.Contains(s, "eyJ") || key == "identity_token" && err != nil {
-			return "(value not shown: " + logsafe.Shape(s) + ")"
+	case !ok:
+		return describe(v)
+	case key == "issuer":
+		return exchange.DescribeIssuer(s)
+	case key == "identity_token":
+		if _, err := os.Stat(s); err != nil || strings.Contains(s, "eyJ") {
+			return logsafe.Hidden(s)
 		}
 	}
-	return describe(v)
+	return logsafe.Describe(s)
 }
 
 // pathWarning says what docker runs for credHelpers "cgr" when it is not

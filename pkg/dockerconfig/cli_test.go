@@ -376,3 +376,21 @@ func TestRunNeverShowsATokenItReplaces(t *testing.T) {
 		assert.NotContains(t, out+errb, part)
 	}
 }
+
+// Secrets that are not JWTs: a password in the issuer's user info and an
+// opaque token pasted as the identity.
+func TestRunShowsNoSecretOfTheConfigFile(t *testing.T) {
+	env := testEnv(t)
+	env["XDG_CONFIG_HOME"] = t.TempDir()
+	sp := settingsPath(env)
+	require.NoError(t, os.MkdirAll(filepath.Dir(sp), 0o700))
+	const password, opaque = "hunter2secret", "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+	require.NoError(t, os.WriteFile(sp, []byte(`{"issuer": "https://bob:`+password+`@sts.example.com", "identity": "`+opaque+`"}`), 0o600))
+
+	code, out, errb := run(env, "--dry-run", "--issuer", "https://issuer.enforce.dev", "--identity", "abc/def")
+	require.Equal(t, 0, code, errb)
+	assert.Contains(t, out, `issuer: "https://sts.example.com" (user info not shown) -> "https://issuer.enforce.dev"`)
+	assert.Contains(t, out, `identity: (value not shown: `)
+	assert.NotContains(t, out+errb, password)
+	assert.NotContains(t, out+errb, opaque)
+}

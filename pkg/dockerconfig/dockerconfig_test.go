@@ -157,6 +157,17 @@ func TestConfigureRefusesMalformed(t *testing.T) {
 	}
 }
 
+// encoding/json's own message names the offending character, which may be
+// a byte of a stored credential.
+func TestConfigureNamesNoCharacterOfTheFile(t *testing.T) {
+	path := writeConfig(t, "{\"auths\": {\"x\": {\"auth\": \"c2Vj\x01Q\"}}}", 0o600)
+	_, err := Configure(path, []string{"cgr.dev"}, Options{DryRun: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "syntax error at line 1")
+	assert.NotContains(t, err.Error(), "\\x01", "the character is not named")
+	assert.NotContains(t, err.Error(), "invalid character")
+}
+
 func TestConfigureRefusesWhatDockerCannotRead(t *testing.T) {
 	for name, content := range map[string]string{
 		"array":              `[]`,

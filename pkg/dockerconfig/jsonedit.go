@@ -212,5 +212,7 @@ func syntaxProblem(doc []byte, err error) error {
 	off := min(max(int(syn.Offset)-1, 0), len(doc))
 	line := bytes.Count(doc[:off], []byte("\n")) + 1
 	col := off - (bytes.LastIndexByte(doc[:off], '\n') + 1) + 1
-	return fmt.Errorf("is not valid JSON, so docker cannot read it either: %s at line %d, column %d (byte %d)", syn.Error(), line, col, syn.Offset)
+	// Not syn.Error(): it names the offending character, which may be a
+	// byte of a stored credential.
+	return fmt.Errorf("is not valid JSON, so docker cannot read it either: syntax error at line %d, column %d (byte %d)", line, col, syn.Offset)
 }

@@ -35,7 +35,7 @@ func checkRegistries(st *state) result {
 	failed := 0
 	for _, host := range st.hosts {
 		ctx, cancel := context.WithTimeout(st.ctx, st.cfg.Timeout)
-		how, err := pingRegistry(ctx, &http.Client{}, host, creds.Username, st.regTok)
+		how, err := pingRegistry(ctx, noRedirects, host, creds.Username, st.regTok)
 		cancel()
 		if err != nil {
 			failed++
@@ -50,6 +50,13 @@ func checkRegistries(st *state) result {
 	}
 	return ok("every served registry accepted the token", details...)
 }
+
+// noRedirects is the registry check's client. A redirect is never
+// followed: Go copies Authorization to a redirect on the same host name
+// whatever its scheme, so an https registry or realm answering with an
+// http:// Location would get the token in clear text. The exchange's
+// client refuses redirects for the same reason.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // pingRegistry authenticates to host's /v2/ with user and secret through
 // the registry's challenge, and says how.
@@ -150,7 +157,8 @@ func get(ctx context.Context, client *http.Client, u string, auth func(*http.Req
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return answer{}, nil, fmt.Errorf("cannot reach %s: %w", quote(req.URL.Host), err)
+		// The network error may quote the server (a certificate's names).
+		return answer{}, nil, fmt.Errorf("cannot reach %s: %s", quote(req.URL.Host), quote(err.Error()))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))

@@ -3,6 +3,8 @@ package doctor
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,4 +51,21 @@ func TestRealmMustBeHTTPS(t *testing.T) {
 	_, err := realmToken(context.Background(), &http.Client{}, "cgr.dev", map[string]string{"realm": "http://evil.example/token"}, "_token", "s")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not sending the token there")
+}
+
+// The registry check follows no redirect: Go would copy the Authorization
+// header to one on the same host name, even to plain http.
+func TestRegistryCheckFollowsNoRedirect(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Bool
+	there := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Store(true) }))
+	t.Cleanup(there.Close)
+	realm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, there.URL+"/token", http.StatusFound)
+	}))
+	t.Cleanup(realm.Close)
+	_, err := realmToken(context.Background(), noRedirects, "registry", map[string]string{"realm": realm.URL + "/token"}, "_token", "secret")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "302")
+	assert.False(t, followed.Load(), "the redirect was followed")
 }

@@ -176,41 +176,41 @@ func New(issuer string, opts ...Option) (*Client, error) {
 
 // parseIssuer checks that issuer is a URL the subject token may be sent to.
 // Its errors never show user info, a query or a value that does not parse
-// as a URL (a token pasted into the wrong setting): see describeIssuer.
+// as a URL (a token pasted into the wrong setting): see DescribeIssuer.
 // They do not name the setting; the caller knows where the value came from.
 func parseIssuer(issuer string) (*url.URL, error) {
 	const fix = "; it must be the STS base URL, e.g. " + DefaultIssuer
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s is not a URL%s", describeIssuer(issuer), fix)
+		return nil, fmt.Errorf("issuer %s is not a URL%s", DescribeIssuer(issuer), fix)
 	}
 	if u.User != nil {
 		// Printing the URL would print the password; name the problem only.
 		return nil, fmt.Errorf("issuer URL for host %s must not contain user info; remove it", logsafe.Quote(u.Hostname(), logsafe.DefaultLimit))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("issuer %s is not an absolute URL with a host%s", describeIssuer(issuer), fix)
+		return nil, fmt.Errorf("issuer %s is not an absolute URL with a host%s", DescribeIssuer(issuer), fix)
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" {
-		return nil, fmt.Errorf("issuer %s must not have a query or fragment%s", describeIssuer(issuer), fix)
+		return nil, fmt.Errorf("issuer %s must not have a query or fragment%s", DescribeIssuer(issuer), fix)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use an https:// URL", describeIssuer(issuer))
+			return nil, fmt.Errorf("issuer %s uses http, which is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1) because the bearer token would travel in clear text; use an https:// URL", DescribeIssuer(issuer))
 		}
 	default:
-		return nil, fmt.Errorf("issuer %s has scheme %s; it must be an https:// URL (http:// only for loopback hosts)", describeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
+		return nil, fmt.Errorf("issuer %s has scheme %s; it must be an https:// URL (http:// only for loopback hosts)", DescribeIssuer(issuer), logsafe.Quote(u.Scheme, 16))
 	}
 	return u, nil
 }
 
-// describeIssuer names an issuer value in a message without anything that
+// DescribeIssuer names an issuer value in a message without anything that
 // may be a secret: user info, query and fragment are cut off, and a value
 // that is not plainly a URL (it does not parse, has no "://", or holds
 // something like a JWT) is described by its shape only.
-func describeIssuer(issuer string) string {
+func DescribeIssuer(issuer string) string {
 	s, note := stripUserinfo(issuer), ""
 	if s != issuer {
 		note = " (user info not shown)"

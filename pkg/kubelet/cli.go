@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 )
 
@@ -83,7 +84,7 @@ func RunConfigure(args []string, getenv func(string) string, stdout, stderr io.W
 		return fail(2, "%v; see --help", err)
 	}
 	if fs.NArg() > 0 {
-		return fail(2, "unexpected argument %q; see --help", fs.Arg(0))
+		return fail(2, "unexpected argument %s; see --help", logsafe.Describe(fs.Arg(0)))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -205,6 +205,9 @@ func OptionsFor(mode Mode, v Version, s Settings) (ConfigOptions, error) {
 	if creds.LooksLikeJWT(strings.TrimSpace(s.IdentityToken.V)) {
 		return o, fmt.Errorf("%s holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; give the path of the token file on the node, or leave it out to use %s", from(s.IdentityToken), creds.DefaultTokenPath)
 	}
+	if creds.LooksLikeJWT(strings.TrimSpace(s.Identity.V)) {
+		return o, fmt.Errorf("%s holds a token, not an identity id, and a kubelet config is shared by every node; give the id of the assumable identity (chainctl iam identities list)", from(s.Identity))
+	}
 	tokenPath, err := absolute(s.IdentityToken.V)
 	if err != nil {
 		return o, err

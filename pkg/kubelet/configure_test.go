@@ -201,6 +201,8 @@ func TestConfigureBadInput(t *testing.T) {
 		{"token in env", nil, map[string]string{"CHAINGUARD_IDENTITY_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, 1, "$CHAINGUARD_IDENTITY_TOKEN holds a token"},
 		{"token in flag", []string{"--identity-token-file", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity-token-file holds a token"},
 		{"token with its file's newline", nil, map[string]string{"CHAINGUARD_IDENTITY_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n"}, 1, "$CHAINGUARD_IDENTITY_TOKEN holds a token"},
+		{"token as the identity", []string{"--identity", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity holds a token"},
+		{"token as an argument", []string{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 2, "unexpected argument (value not shown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errb := configure(tc.args, tc.env)
