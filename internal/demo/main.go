@@ -19,12 +19,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 func main() {
@@ -244,14 +244,12 @@ func pull(ref string, auth authn.Authenticator) (string, error) {
 }
 
 func printClaims(raw string) error {
-	var claims jwt.MapClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
+	c, err := exchange.ParseClaims(raw)
+	if err != nil {
 		return err
 	}
-	exp, _ := claims.GetExpirationTime()
-	aud, _ := claims.GetAudience()
-	fmt.Printf("    iss %v\n    sub %v\n    aud %v\n    exp %s (in %s)\n", claims["iss"], claims["sub"], aud,
-		exp.UTC().Format(time.RFC3339), time.Until(exp.Time).Round(time.Second))
+	fmt.Printf("    iss %v\n    sub %v\n    aud %v\n    exp %s (in %s)\n", c.Issuer, c.Subject, c.Audience,
+		c.Expiry.UTC().Format(time.RFC3339), time.Until(c.Expiry).Round(time.Second))
 	return nil
 }
 

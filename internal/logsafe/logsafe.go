@@ -138,15 +138,16 @@ func RedactJWTs(s string) string {
 		b.WriteString(s[:i])
 		b.WriteString(Redacted)
 		s = s[i+len("eyJ"):]
-		s = strings.TrimLeftFunc(s, isJWTChar)
+		s = strings.TrimLeftFunc(s, IsJWTChar)
 		i = strings.Index(s, "eyJ")
 	}
 	b.WriteString(s)
 	return b.String()
 }
 
-// isJWTChar is a base64url character or the dot between a JWT's parts.
-func isJWTChar(r rune) bool {
+// IsJWTChar is true for a base64url character or the dot between a JWT's
+// parts.
+func IsJWTChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
 }
 

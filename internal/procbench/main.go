@@ -83,7 +83,10 @@ func main() {
 	hold := flag.String("hold", "", "instead: prime the cache, write the helper's environment to this file (one VAR=value a line) and wait for an interrupt, for strace, perf and GODEBUG runs by hand")
 	flag.Parse()
 	var err error
-	if o.fleets, err = parseInts(*fleets); err == nil {
+	if o.loopOnly && (o.doc != "" || o.svg != "") {
+		// Before any build or sandbox: the run could never write them.
+		err = errors.New("-loop-only measures too little for -doc and -svg")
+	} else if o.fleets, err = parseInts(*fleets); err == nil {
 		if *hold != "" {
 			err = holdSandbox(o.helper, *hold)
 		} else {
@@ -195,8 +198,6 @@ func run(o options) error {
 		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay); err != nil {
 			return err
 		}
-	} else if o.doc != "" || o.svg != "" {
-		return errors.New("-loop-only measures too little for -doc and -svg")
 	}
 	// The loop's cached gets read the entry a get leaves in the main cache.
 	if _, err := timeRun(h.get(h.env)); err != nil {

@@ -84,8 +84,11 @@ const pathLimit = 256
 
 // LooksLikeJWT tells a JWT from a path, as CHAINGUARD_IDENTITY_TOKEN may be
 // either: a JWT's header is base64url JSON, so it starts "eyJ" and has
-// exactly three dot-separated parts.
+// exactly three dot-separated parts. White space around s is ignored, as
+// the helper ignores it: a token read from a file ends in a newline, and
+// must not pass for a path.
 func LooksLikeJWT(s string) bool {
+	s = strings.TrimSpace(s)
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
 }
 
@@ -116,8 +119,9 @@ func readTokenFile(path, source string) (AmbientToken, error) {
 	if len(b) > maxTokenSize {
 		return AmbientToken{}, fmt.Errorf("%w: %s is larger than %d bytes, so it is not a token file", ErrBadAmbientToken, source, maxTokenSize)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	s := strings.TrimSpace(string(b))
+	if s == "" {
 		return AmbientToken{}, fmt.Errorf("%w: %s is empty; the token has not been written yet, or the wrong file is named", ErrBadAmbientToken, source)
 	}
-	return ParseAmbientToken(string(b), source)
+	return ParseAmbientToken(s, source)
 }

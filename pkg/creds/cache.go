@@ -275,7 +275,7 @@ func parseEntry(b []byte) (exchange.Token, error) {
 	if !ok || !ok2 || !ok3 || rest != "}" {
 		return exchange.Token{}, errors.New("corrupt (not an entry as this helper writes one)")
 	}
-	if !LooksLikeJWT(tok) || strings.HasSuffix(tok, ".") || strings.ContainsFunc(tok, notJWTChar) {
+	if strings.TrimLeftFunc(tok, logsafe.IsJWTChar) != "" || !LooksLikeJWT(tok) || strings.HasSuffix(tok, ".") {
 		return exchange.Token{}, errors.New("corrupt (not a token)")
 	}
 	var expiry time.Time
@@ -284,11 +284,6 @@ func parseEntry(b []byte) (exchange.Token, error) {
 		return exchange.Token{}, errors.New("no recorded expiry")
 	}
 	return exchange.Token{Raw: tok, Expiry: expiry}, nil
-}
-
-// notJWTChar is true for a character that is neither base64url nor a dot.
-func notJWTChar(r rune) bool {
-	return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_' && r != '.'
 }
 
 // readPrivate reads the file called name if it is a regular file of ours

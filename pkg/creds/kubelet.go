@@ -38,6 +38,10 @@ func (h *Helper) PullCredential(ctx context.Context, p Pull) (cred Credential, o
 	if !h.Serves(p.Registry) {
 		return Credential{}, false, nil
 	}
+	// As GetContext: within the configured timeout whatever the caller's
+	// deadline, so that every caller of the library is bounded.
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	cred, err = h.pullCredential(ctx, p)
 	if err != nil {
 		h.recordFailure("kubelet", NormalizeHost(p.Registry), err)

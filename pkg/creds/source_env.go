@@ -36,6 +36,11 @@ func (s identityTokenSource) Provide(context.Context) (AmbientToken, error) {
 // around it (quotes, "Bearer "): messages then describe it by shape only.
 func readIdentityTokenFile(v string) (AmbientToken, error) {
 	const setting = "CHAINGUARD_IDENTITY_TOKEN"
+	// A file that reads is a path that exists, so it is named as one;
+	// working out how to name anything else costs a stat, on errors only.
+	if tok, err := readTokenFile(v, setting+" file "+logsafe.Quote(v, pathLimit)); err == nil {
+		return tok, nil
+	}
 	// Only a value that exists as a file is shown: it is a path, not a
 	// pasted secret. Anything else may be (part of) a token, whatever it
 	// looks like, and is described by its shape.

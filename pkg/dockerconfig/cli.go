@@ -88,10 +88,11 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if *issuer == "" {
 			return fail(2, "--issuer is empty; give the STS base URL, such as %s", exchange.DefaultIssuer)
 		}
-		if _, err := exchange.New(*issuer); err != nil {
+		c, err := exchange.New(*issuer)
+		if err != nil {
 			return fail(2, "--issuer: %v", err)
 		}
-		s.issuer = strings.TrimRight(*issuer, "/")
+		s.issuer = c.Issuer()
 	}
 
 	cfg, err := creds.LoadConfig(getenv)
@@ -217,7 +218,7 @@ func servedHosts(served, extra []string) ([]string, []string) {
 // exists: anything else may be (part of) a token.
 func tokenFile(v string) (string, error) {
 	hidden := logsafe.Hidden(v)
-	if creds.LooksLikeJWT(strings.TrimSpace(v)) {
+	if creds.LooksLikeJWT(v) {
 		return "", fmt.Errorf("--identity-token takes the path of a file holding the token, not the token itself %s: a token saved in a config file expires within the hour; write it to a file and give that file's path", hidden)
 	}
 	if v == "" {

@@ -200,12 +200,10 @@ func OptionsFor(mode Mode, v Version, s Settings) (ConfigOptions, error) {
 	}
 	o.MatchImages = strings.Split(registry, ",")
 
-	// Trimmed as the helper trims it: a token read from a file ends in a
-	// newline, and must not pass for a path and land in every node's config.
-	if creds.LooksLikeJWT(strings.TrimSpace(s.IdentityToken.V)) {
+	if creds.LooksLikeJWT(s.IdentityToken.V) {
 		return o, fmt.Errorf("%s holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; give the path of the token file on the node, or leave it out to use %s", from(s.IdentityToken), creds.DefaultTokenPath)
 	}
-	if creds.LooksLikeJWT(strings.TrimSpace(s.Identity.V)) {
+	if creds.LooksLikeJWT(s.Identity.V) {
 		return o, fmt.Errorf("%s holds a token, not an identity id, and a kubelet config is shared by every node; give the id of the assumable identity (chainctl iam identities list)", from(s.Identity))
 	}
 	tokenPath, err := absolute(s.IdentityToken.V)
