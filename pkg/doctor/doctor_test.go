@@ -433,7 +433,7 @@ func TestUsage(t *testing.T) {
 	o := w.run(t, "--help")
 	assert.Equal(t, 0, o.code)
 	assert.Contains(t, o.stdout, "usage: docker-credential-cgr doctor")
-	assert.Contains(t, o.stdout, "-registry-check")
+	assert.Regexp(t, "(?m)^  -registry-check( |$)", o.stdout, "the flag's own line, not the usage line's mention")
 	assert.Empty(t, o.stderr)
 	assert.Equal(t, 0, w.run(t, "-h").code)
 	for _, args := range [][]string{{"--nope"}, {"extra"}, {"--offline", "--registry-check"}} {
