@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEntryAgreesWithJSON$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsAgreesWithRegisteredClaims$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/

@@ -82,7 +82,7 @@ func ParseClaims(raw string) (Claims, error) {
 			return Claims{}, fmt.Errorf("token is not a JWT (its %s part is empty)", name)
 		}
 	}
-	var rc jwt.RegisteredClaims
+	var rc claimSet
 	if _, _, err := jwt.NewParser().ParseUnverified(raw, &rc); err != nil {
 		// jwt's own messages can quote bits of the input (a JSON syntax
 		// error names the offending character, a number error quotes the
@@ -93,12 +93,12 @@ func ParseClaims(raw string) (Claims, error) {
 		}
 		return Claims{}, fmt.Errorf("token is not a usable JWT: %s", what)
 	}
-	c := Claims{Issuer: rc.Issuer, Subject: rc.Subject, Audience: rc.Audience}
-	if rc.ExpiresAt != nil {
-		c.Expiry = rc.ExpiresAt.Time
+	c := Claims{Issuer: rc.iss, Subject: rc.sub, Audience: rc.aud}
+	if rc.exp != nil {
+		c.Expiry = rc.exp.Time
 	}
-	if rc.IssuedAt != nil {
-		c.IssuedAt = rc.IssuedAt.Time
+	if rc.iat != nil {
+		c.IssuedAt = rc.iat.Time
 	}
 	return c, nil
 }
