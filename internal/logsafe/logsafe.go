@@ -151,6 +151,18 @@ func IsJWTChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
 }
 
+// OnlyJWTChars reports whether every byte of s is one IsJWTChar accepts. It
+// goes byte by byte, not rune by rune as strings.TrimLeftFunc would: a
+// cached get runs it over a whole token.
+func OnlyJWTChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !IsJWTChar(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
 // FileKind names a file type for messages: "a FIFO (named pipe)", "a
 // symbolic link", "a folder", ...
 func FileKind(m fs.FileMode) string {

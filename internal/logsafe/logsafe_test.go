@@ -85,3 +85,13 @@ func TestRedactJWTsHidesEveryJWTShapedRun(t *testing.T) {
 		assert.Equal(t, tc.want, RedactJWTs(tc.in), "input %q", tc.in)
 	}
 }
+
+func TestOnlyJWTCharsIsIsJWTCharForEveryByte(t *testing.T) {
+	t.Parallel()
+	for c := range 256 {
+		s := "eyJ." + string([]byte{byte(c)}) + "_-09azAZ"
+		assert.Equal(t, IsJWTChar(rune(c)), OnlyJWTChars(s), "byte %#x", c)
+	}
+	assert.True(t, OnlyJWTChars(""))
+	assert.False(t, OnlyJWTChars("eyJé"), "a letter outside ASCII is not base64url")
+}

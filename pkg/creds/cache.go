@@ -275,7 +275,8 @@ func parseEntry(b []byte) (exchange.Token, error) {
 	if !ok || !ok2 || !ok3 || rest != "}" {
 		return exchange.Token{}, errors.New("corrupt (not an entry as this helper writes one)")
 	}
-	if strings.TrimLeftFunc(tok, logsafe.IsJWTChar) != "" || !LooksLikeJWT(tok) || strings.HasSuffix(tok, ".") {
+	// LooksLikeJWT's test, less the characters OnlyJWTChars has ruled out.
+	if !logsafe.OnlyJWTChars(tok) || !strings.HasPrefix(tok, "eyJ") || strings.Count(tok, ".") != 2 || strings.HasSuffix(tok, ".") {
 		return exchange.Token{}, errors.New("corrupt (not a token)")
 	}
 	var expiry time.Time
