@@ -86,6 +86,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsAgreesWithRegisteredClaims$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzServeGetIsCredentialsServe$$' -fuzztime=$(FUZZTIME) ./cmd/docker-credential-cgr/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
 	$(GO) test -run='^$$' -fuzz='^FuzzServe$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
 	$(GO) test -run='^$$' -fuzz='^FuzzAddHelpers$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/

@@ -78,6 +78,9 @@ func dispatch(cmd string, args []string) int {
 		return 0
 	}
 	if h, err := newHelper(); err == nil {
+		if cmd == string(credentials.ActionGet) && len(args) == 0 {
+			return serveGet(h, os.Stdin, os.Stdout)
+		}
 		credentials.Serve(h)
 	} else {
 		// Answer every request with the configuration error, so that
