@@ -275,7 +275,7 @@ func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request)
 	if subjectToken == "" {
 		return Token{}, errors.New("exchange: no subject token to present to the STS")
 	}
-	if strings.ContainsFunc(subjectToken, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if hasControl(subjectToken) {
 		// net/http would refuse the header on every attempt, and the
 		// failure would read like a network error.
 		return Token{}, errors.New("exchange: the subject token contains a line break or control character; check how the ambient token was read (a trailing newline must be trimmed)")
@@ -313,6 +313,18 @@ func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request)
 			return Token{}, stopped(err, last)
 		}
 	}
+}
+
+// hasControl reports an ASCII control character in s. Bytes, not runes:
+// no byte of a multi-byte UTF-8 sequence is below 0x80, and a cold get
+// runs this over the whole subject token.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // stopped is the error for a caller that gave up: it wraps the context's

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -221,8 +222,15 @@ const fuzzSecret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmdXp6In0.ZnV6ei1zaWduYXR1cmU
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte(`{"token":"` + mintJWT(f, jwt.MapClaims{"exp": 4102444800}) + `"}`))
 	f.Add([]byte(`{"token":"a.b.c"}`))
+	f.Add([]byte(`{"TOKEN":"a.b.c","tOkEn":null}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"token":1}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tok, err := parseResponse(body)
+		wantTok, wantErr := parseResponseByReflection(body)
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) || tok.Raw != wantTok.Raw || !tok.Expiry.Equal(wantTok.Expiry) {
+			t.Fatalf("parseResponse disagrees with encoding/json's decoding:\n got %v %v\nwant %v %v", tok, err, wantTok, wantErr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidResponse) {
 				t.Fatalf("error does not wrap ErrInvalidResponse: %v", err)
@@ -277,4 +285,55 @@ func FuzzParseError(f *testing.F) {
 		mid := len(body) / 2
 		check([]byte(string(body[:mid]) + fuzzSecret + string(body[mid:])))
 	})
+}
+
+// parseResponseByReflection is parseResponse as it was written before
+// tokenMember, with encoding/json decoding the body into a struct: the
+// reference FuzzParseResponse holds parseResponse to.
+func parseResponseByReflection(body []byte) (Token, error) {
+	if len(body) == 0 {
+		return Token{}, fmt.Errorf("%w: the body is empty", ErrInvalidResponse)
+	}
+	if !json.Valid(body) {
+		return Token{}, fmt.Errorf("%w: the body is not JSON", ErrInvalidResponse)
+	}
+	var resp struct {
+		Token json.RawMessage `json:"token"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return Token{}, fmt.Errorf("%w: the body is not a JSON object", ErrInvalidResponse)
+	}
+	if len(resp.Token) == 0 || string(resp.Token) == "null" {
+		return Token{}, fmt.Errorf("%w: the body has no \"token\" field", ErrInvalidResponse)
+	}
+	var raw string
+	if err := json.Unmarshal(resp.Token, &raw); err != nil {
+		return Token{}, fmt.Errorf("%w: the \"token\" field is not a string", ErrInvalidResponse)
+	}
+	if raw == "" {
+		return Token{}, fmt.Errorf("%w: the \"token\" field is empty", ErrInvalidResponse)
+	}
+	return ParseToken(raw)
+}
+
+// TestParseResponseFindsTheTokenAsEncodingJSONDoes: the cases a member
+// search by hand gets wrong, against the decoding by reflection.
+func TestParseResponseFindsTheTokenAsEncodingJSONDoes(t *testing.T) {
+	t.Parallel()
+	raw := registryJWT(t, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, body := range []string{
+		`{"token":"` + raw + `"}`,
+		`{"TOKEN":"` + raw + `"}`,
+		`{"token":"` + raw + `","Token":null}`,
+		`{"token":null,"token":"` + raw + `"}`,
+		`{"tokens":"` + raw + `","to\u006ben":"` + raw + `"}`,
+		`{"refresh_token":"x","expiry":{"a":["token"]},"token":"` + raw + `"}`,
+		`{"token":"` + raw + `\n"}`,
+		`{"token":1}`, `{"token":["a"]}`, `{"token":""}`, `{}`, `null`, `[]`, `"token"`, ` {"token" : "` + raw + `" } `,
+	} {
+		tok, err := parseResponse([]byte(body))
+		wantTok, wantErr := parseResponseByReflection([]byte(body))
+		assert.Equal(t, fmt.Sprint(wantErr), fmt.Sprint(err), body)
+		assert.Equal(t, wantTok.Raw, tok.Raw, body)
+	}
 }

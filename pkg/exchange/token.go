@@ -136,7 +136,9 @@ func ParseToken(raw string) (Token, error) {
 func plausible(t time.Time) bool { return t.Unix() > 0 && t.UTC().Year() <= 9999 }
 
 // parseResponse turns the body of a 200 answer into a Token. Only "token" is
-// used; "refresh_token" and "expiry" are ignored.
+// used; "refresh_token" and "expiry" are ignored. The member is found as
+// encoding/json would fill a struct field "token" (see tokenMember), but
+// without its reflection, which a cold get would pay for in full.
 func parseResponse(body []byte) (Token, error) {
 	if len(body) == 0 {
 		return Token{}, fmt.Errorf("%w: the body is empty", ErrInvalidResponse)
@@ -144,21 +146,47 @@ func parseResponse(body []byte) (Token, error) {
 	if !json.Valid(body) {
 		return Token{}, fmt.Errorf("%w: the body is not JSON", ErrInvalidResponse)
 	}
-	var resp struct {
-		Token json.RawMessage `json:"token"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
+	v, ok := tokenMember(body)
+	if !ok {
 		return Token{}, fmt.Errorf("%w: the body is not a JSON object", ErrInvalidResponse)
 	}
-	if len(resp.Token) == 0 || string(resp.Token) == "null" {
+	if v == nil || string(v) == "null" {
 		return Token{}, fmt.Errorf("%w: the body has no \"token\" field", ErrInvalidResponse)
 	}
-	var raw string
-	if err := json.Unmarshal(resp.Token, &raw); err != nil {
+	raw, err := jsonString(v)
+	if err != nil {
 		return Token{}, fmt.Errorf("%w: the \"token\" field is not a string", ErrInvalidResponse)
 	}
 	if raw == "" {
 		return Token{}, fmt.Errorf("%w: the \"token\" field is empty", ErrInvalidResponse)
 	}
 	return ParseToken(raw)
+}
+
+// tokenMember returns the value of the valid JSON body's "token" member,
+// matched as encoding/json matches a field name (exactly or else without
+// regard to case; the last match wins), or nil if it has none. ok is false
+// if body is neither an object nor null.
+func tokenMember(body []byte) (v []byte, ok bool) {
+	r := reader{b: body}
+	if r.peek() == 'n' {
+		return nil, true // null: decodes to no fields at all
+	}
+	if !r.skip('{') {
+		return nil, false
+	}
+	if r.skip('}') {
+		return nil, true
+	}
+	for {
+		name, _ := r.value()
+		r.skip(':')
+		value, _ := r.value()
+		if n, err := jsonString(name); err == nil && strings.EqualFold(n, "token") {
+			v = value
+		}
+		if !r.skip(',') {
+			return v, true
+		}
+	}
 }
