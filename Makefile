@@ -82,6 +82,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAmbientToken$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEntryAgreesWithJSON$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendEntryIsJSONMarshal$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsAgreesWithRegisteredClaims$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/

@@ -353,9 +353,7 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 	if limit := now.Add(maxTrustedLifetime); exp.After(limit) {
 		exp = limit
 	}
-	// Written in UTC: the same instant, and formatting it in the local zone
-	// would load the zone database just for this.
-	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: exp.UTC()})
+	b, err := appendEntry(nil, tok.Raw, exp)
 	if err != nil {
 		return err
 	}
@@ -363,8 +361,27 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 		return err
 	}
 	c.removeOurs(key + failSuffix)
-	c.sweep(now)
+	c.sweep(now, key)
 	return nil
+}
+
+// appendEntry appends the entry for raw and exp: the bytes json.Marshal
+// writes for cacheEntry{raw, exp in UTC}, without its reflection, which a
+// cold get would pay for in full. That is parseEntry's format, so a token
+// with a character JSON would escape (ParseToken's base64 decoding skips
+// line breaks) is refused here rather than stored as an entry that could
+// never be read. FuzzAppendEntryIsJSONMarshal holds it to json.Marshal.
+func appendEntry(b []byte, raw string, exp time.Time) ([]byte, error) {
+	if !logsafe.OnlyJWTChars(raw) {
+		return nil, errors.New("the token has characters no JWT has")
+	}
+	b = append(b, `{"token":"`...)
+	b = append(b, raw...)
+	b = append(b, `","expiry":"`...)
+	// In UTC: the same instant, and formatting it in the local zone would
+	// load the zone database just for this.
+	b = exp.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), nil
 }
 
 // keep stores tok under key unless it has Margin or less left, when load

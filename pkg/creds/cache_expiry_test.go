@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // writeEntry writes an entry by hand, as another version or a bug might.
@@ -112,10 +114,36 @@ func TestParseEntryReadsWhatStoreWrites(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	tok := testToken(t, now.Add(30*time.Minute+time.Second/3))
-	b, err := json.Marshal(cacheEntry{Token: tok.Raw, Expiry: tok.Expiry.UTC()})
+	b, err := appendEntry(nil, tok.Raw, tok.Expiry)
 	require.NoError(t, err)
 	got, err := parseEntry(b)
 	require.NoError(t, err)
 	assert.Equal(t, tok.Raw, got.Raw)
 	assert.True(t, got.Expiry.Equal(tok.Expiry))
+}
+
+// FuzzAppendEntryIsJSONMarshal: appendEntry writes what json.Marshal writes
+// for the entry, for any token it accepts, and accepts every token that is
+// made of a JWT's characters.
+func FuzzAppendEntryIsJSONMarshal(f *testing.F) {
+	f.Add("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln", int64(1893456000), int64(0), "UTC")
+	f.Add("eyJ.a\n.b", int64(1), int64(999999999), "Local")
+	f.Add(`eyJ"}`, int64(253402300799), int64(1), "")
+	f.Fuzz(func(t *testing.T, raw string, sec, nsec int64, zone string) {
+		exp := time.Unix(sec%253402300800, nsec%1e9)
+		if zone != "UTC" {
+			exp = exp.In(time.FixedZone(zone, int(sec%50400)))
+		}
+		got, err := appendEntry(nil, raw, exp)
+		if !logsafe.OnlyJWTChars(raw) {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		want, err := json.Marshal(cacheEntry{Token: raw, Expiry: exp.UTC()})
+		if err != nil {
+			return // a year json.Marshal refuses; ParseToken never lets one through
+		}
+		assert.Equal(t, string(want), string(got))
+	})
 }

@@ -27,8 +27,10 @@ const (
 // regular files of ours named by the cache's scheme are removed; a link is
 // never followed. An entry or lock file is removed only while its lock is
 // held (taken without waiting; busy means skip), so it never races an
-// exchange. It returns how many files it removed.
-func (c *cache) sweep(now time.Time) int {
+// exchange. The entry and lock file of the key just stored (stored; its
+// lock is ours) are passed over: reading back a fresh entry was most of a
+// sweep's work. It returns how many files it removed.
+func (c *cache) sweep(now time.Time, stored string) int {
 	d, err := c.root.Open(".")
 	if err != nil {
 		return 0
@@ -42,7 +44,9 @@ func (c *cache) sweep(now time.Time) int {
 	removed := 0
 	start := rand.IntN(n) //nolint:gosec // G404: spreads the sweep over the folder; nothing depends on it being unpredictable
 	for i := range min(n, sweepExamine) {
-		removed += c.sweepOne(names[(start+i)%n], now)
+		if name := names[(start+i)%n]; name != stored+entrySuffix && name != stored+lockSuffix {
+			removed += c.sweepOne(name, now)
+		}
 	}
 	if removed > 0 {
 		c.logf("cache: swept %d stale files", removed)

@@ -69,7 +69,7 @@ func TestCacheSweep(t *testing.T) {
 	require.NoError(t, holder.Lock())
 	defer func() { _ = holder.Unlock() }()
 
-	removed := c.sweep(now)
+	removed := c.sweep(now, "")
 
 	gone := []string{expired + ".json", expired + ".lock", orphanOld + ".lock", corrupt + ".json", corrupt + ".lock",
 		live + ".0123456789abcdef.tmp", live + ".fail"}
@@ -104,7 +104,7 @@ func TestCacheSweepIsBoundedAndRunsAfterAStore(t *testing.T) {
 		return len(names)
 	}
 
-	assert.Equal(t, sweepExamine, c.sweep(now), "at most sweepExamine files per sweep")
+	assert.Equal(t, sweepExamine, c.sweep(now, ""), "at most sweepExamine files per sweep")
 	assert.Equal(t, n-sweepExamine, count())
 
 	key := cacheKey("stored")
@@ -115,4 +115,23 @@ func TestCacheSweepIsBoundedAndRunsAfterAStore(t *testing.T) {
 	_, ok := c.load(key, now)
 	assert.True(t, ok)
 	assert.Equal(t, left, count(), "a cache hit does not sweep")
+}
+
+// TestStoreSweepsItsOwnKeysLeftovers: a store passes over its own entry and
+// lock file, not a temporary file of the same key that a killed process
+// left; with one identity per folder, nothing else would ever remove it.
+func TestStoreSweepsItsOwnKeysLeftovers(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Add(24 * time.Hour)
+	old := now.Add(-staleAge - time.Minute)
+	c := newTestCache(t)
+	key := cacheKey("only")
+	tmp := filepath.Join(c.dir, key+".00000000000000ff.tmp")
+	require.NoError(t, os.WriteFile(tmp, nil, 0o600))
+	require.NoError(t, os.Chtimes(tmp, old, old))
+
+	require.NoError(t, c.storeAt(key, testToken(t, now.Add(time.Hour)), now))
+	assert.NoFileExists(t, tmp)
+	_, ok := c.load(key, now)
+	assert.True(t, ok, "and the entry just stored stays")
 }
