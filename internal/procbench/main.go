@@ -135,7 +135,7 @@ func holdSandbox(helper, envFile string) error {
 	if _, err := timeRun(h.get(h.env)); err != nil {
 		return fmt.Errorf("priming the cache: %w", err)
 	}
-	env := strings.Join(h.env, "\n") + "\nCGR_BENCH_HOST=" + h.host + "\n"
+	env := strings.Join(h.settings, "\n") + "\nCGR_BENCH_HOST=" + h.host + "\n"
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return err
 	}

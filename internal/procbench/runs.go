@@ -106,7 +106,9 @@ func buildBaseline(dir, name, src string) (string, error) {
 type helperRuns struct {
 	sb                                   *sandbox.Sandbox
 	bin, host, work, cacheDir, tokenFile string
-	env                                  []string
+	// settings point the helper at the sandbox; env is them added to
+	// outerEnv, which every helper run gets.
+	settings, env []string
 }
 
 // newHelperRuns mints the ambient token into work and sets the environment
@@ -121,6 +123,14 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 		return nil, err
 	}
 	cacheDir := filepath.Join(work, "cache")
+	settings := []string{
+		"HOME=" + work,
+		"CHAINGUARD_ISSUER=" + sb.STS.URL(),
+		"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
+		"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
+		"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
+		"CHAINGUARD_CACHE_DIR=" + cacheDir,
+	}
 	return &helperRuns{
 		sb:        sb,
 		bin:       helper,
@@ -128,15 +138,27 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 		work:      work,
 		cacheDir:  cacheDir,
 		tokenFile: tokenFile,
-		env: []string{
-			"HOME=" + work,
-			"CHAINGUARD_ISSUER=" + sb.STS.URL(),
-			"CHAINGUARD_REGISTRY=" + sb.Registry.Host(),
-			"CHAINGUARD_IDENTITY=" + sandbox.DefaultIdentity,
-			"CHAINGUARD_IDENTITY_TOKEN=" + tokenFile,
-			"CHAINGUARD_CACHE_DIR=" + cacheDir,
-		},
+		settings:  settings,
+		env:       append(outerEnv(os.Environ()), settings...),
 	}, nil
+}
+
+// outerEnv is the environment procbench was started with, less every
+// variable the helper reads: docker and the kubelet pass a helper their
+// whole environment, and the helper copies all of it at its first
+// getenv (about 1,400 instructions a variable), which the floors never
+// do. A helper run with only its six settings was 2 to 3% faster, paired,
+// with the 41 variables of a shell here.
+func outerEnv(environ []string) []string {
+	return slices.DeleteFunc(environ, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HOME", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
+			"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
+			return true
+		}
+		return strings.HasPrefix(name, "CHAINGUARD_") || strings.HasPrefix(name, "ACTIONS_")
+	})
 }
 
 // withCache is the environment with the cache in its own folder, dir
