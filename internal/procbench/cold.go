@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -89,14 +90,30 @@ func (r stsRoute) roundTrip(h *helperRuns) (float64, error) {
 // after delay and at once, and beside each delayed get one delayed round
 // trip from this process. Cold is as when the cached token has run out:
 // the cache folder and the lock file are there, the entry is not (each run
-// removes it). Each get must make exactly one exchange.
-func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration) (coldResult, error) {
+// removes it). Each get must make exactly one exchange. With against (a
+// build to compare with, as -against gives it), every delayed get is
+// paired with one of against's, in a random order, under the same delay.
+func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against string) (coldResult, error) {
 	env := r.helperEnv(h)
 	dir := filepath.Join(h.work, r.name)
 	if _, err := timeRun(h.get(env)); err != nil { // makes the folder and the lock file
 		return coldResult{}, fmt.Errorf("cold get: %w", err)
 	}
-	var delayed, direct, minus, rtt, beyond []float64
+	coldGet := func(bin string) (float64, error) {
+		before := h.sb.STS.Exchanges()
+		if err := removeEntries(dir); err != nil {
+			return 0, err
+		}
+		s, err := timeRun(getWith(bin, h.host, env))
+		if err != nil {
+			return 0, fmt.Errorf("cold get: %w", err)
+		}
+		if n := h.sb.STS.Exchanges() - before; n != 1 {
+			return 0, fmt.Errorf("a cold get made %d exchanges, want 1", n)
+		}
+		return s.ms, nil
+	}
+	var delayed, direct, minus, rtt, beyond, pairDiff []float64
 	for range runs {
 		h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
 		rt, err := r.roundTrip(h)
@@ -104,32 +121,42 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration) (coldResu
 			return coldResult{}, fmt.Errorf("a round trip from procbench: %w", err)
 		}
 		rtt = append(rtt, rt)
-		for _, d := range []time.Duration{delay, 0} {
-			if d > 0 {
-				h.sb.STS.InjectFaults(sandbox.Fault{Delay: d})
+		var ms, other float64
+		order := []*float64{&ms}
+		if against != "" {
+			// Either may go first: the one after may find more of what
+			// they share in the page cache.
+			order = append(order, &other)
+			rand.Shuffle(2, func(i, j int) { order[i], order[j] = order[j], order[i] }) //nolint:gosec // G404: an order to run in, not a secret
+		}
+		for _, dst := range order {
+			bin := h.bin
+			if dst == &other {
+				bin = against
 			}
-			before := h.sb.STS.Exchanges()
-			if err := removeEntries(dir); err != nil {
-				return coldResult{}, err
-			}
-			s, err := timeRun(h.get(env))
-			if err != nil {
-				return coldResult{}, fmt.Errorf("cold get: %w", err)
-			}
-			if n := h.sb.STS.Exchanges() - before; n != 1 {
-				return coldResult{}, fmt.Errorf("a cold get made %d exchanges, want 1", n)
-			}
-			if d > 0 {
-				delayed, minus = append(delayed, s.ms), append(minus, s.ms-float64(d.Microseconds())/1000)
-				beyond = append(beyond, s.ms-rt)
-			} else {
-				direct = append(direct, s.ms)
+			h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
+			if *dst, err = coldGet(bin); err != nil {
+				return coldResult{}, fmt.Errorf("%s: %w", bin, err)
 			}
 		}
+		if against != "" {
+			pairDiff = append(pairDiff, ms-other)
+		}
+		delayed, minus = append(delayed, ms), append(minus, ms-float64(delay.Microseconds())/1000)
+		beyond = append(beyond, ms-rt)
+		if ms, err = coldGet(h.bin); err != nil { // and again with no delay
+			return coldResult{}, err
+		}
+		direct = append(direct, ms)
 	}
 	res := coldResult{Route: r.name, Runs: runs, DelayMs: float64(delay.Microseconds()) / 1000, DelayedMs: median(delayed),
 		MinusDelay: spread{Median: median(minus), P10: pct(minus, 10), P90: pct(minus, 90)}, DirectMs: median(direct),
 		RoundTripMs: median(rtt), BeyondRoundTrip: spread{Median: median(beyond), P10: pct(beyond, 10), P90: pct(beyond, 90)}}
+	if against != "" {
+		res.LessAgainst = &spread{Median: median(pairDiff), P10: pct(pairDiff, 10), P90: pct(pairDiff, 90)}
+		fmt.Printf("%s get less against's, paired, each with the STS delayed %.0f ms: median %+.2f ms (p10 %+.2f, p90 %+.2f)\n",
+			r.name, res.DelayMs, res.LessAgainst.Median, res.LessAgainst.P10, res.LessAgainst.P90)
+	}
 	n, before := 0, 0
 	var err error
 	res.MaxRSSKiB, err = peakRSS(func() proc {

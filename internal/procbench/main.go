@@ -69,7 +69,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.helper, "helper", "bin/docker-credential-cgr", "the built binary (make build)")
-	flag.StringVar(&o.against, "against", "", "another build of the helper (say, the commit before a change) whose cached get joins the loop, for a paired before/after ratio")
+	flag.StringVar(&o.against, "against", "", "another build of the helper (say, the commit before a change) whose cached get joins the loop, for a paired before/after ratio, and whose cold gets are paired with the helper's")
 	flag.Var(&o.peers, "peer", "name=path of a peer helper whose `version` joins the loop; repeatable")
 	flag.IntVar(&o.pairs, "pairs", 300, "rounds of the alternating loop: each command runs once per round")
 	flag.IntVar(&o.coldRuns, "cold", 30, "cold gets timed with the added STS delay (and as many without)")
@@ -187,7 +187,7 @@ func run(o options) error {
 		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
 			return err
 		}
-		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay); err != nil {
+		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay, o.against); err != nil {
 			return err
 		}
 		route, closeFront, err := tlsRoute(sb, work)
@@ -195,7 +195,7 @@ func run(o options) error {
 			return err
 		}
 		defer closeFront()
-		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay); err != nil {
+		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay, o.against); err != nil {
 			return err
 		}
 	}

@@ -61,6 +61,9 @@ type coldResult struct {
 	RoundTripMs     float64
 	BeyondRoundTrip spread
 	MaxRSSKiB       int64
+	// LessAgainst is each delayed cold get less the -against build's,
+	// run right after it under the same delay; nil without -against.
+	LessAgainst *spread `json:",omitempty"`
 }
 
 type fleetResult struct {
