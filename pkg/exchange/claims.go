@@ -146,16 +146,15 @@ func setString(dst *string, v []byte) error {
 func setAudience(dst *jwt.ClaimStrings, v []byte) error {
 	switch v[0] {
 	case 'n':
-		return nil
-	case '"':
-		s, err := jsonString(v)
-		if err == nil {
-			*dst = jwt.ClaimStrings{s}
-		}
-		return err
+		return nil // null leaves aud as it was
 	case '[':
-	default:
-		return errClaims
+	default: // a string, or the error setString gives anything else
+		var s string
+		if err := setString(&s, v); err != nil {
+			return err
+		}
+		*dst = jwt.ClaimStrings{s}
+		return nil
 	}
 	r := reader{b: v}
 	r.skip('[')
