@@ -33,8 +33,9 @@ func main() {
 
 // dispatch runs cmd: help and our own subcommands here, the docker
 // protocol's actions through credentials.Serve, which owns argv and the
-// protocol's output rules (errors on stdout, exit 1). Help is answered
-// before any configuration is loaded, so it works when that is broken.
+// protocol's output rules (errors on stdout, exit 1), or for a plain get
+// through serveGet, which follows the same rules. Help is answered before
+// any configuration is loaded, so it works when that is broken.
 func dispatch(cmd string, args []string) int {
 	switch cmd {
 	case "help", "--help", "-h":
