@@ -50,8 +50,10 @@ func get(h credentials.Helper, in io.Reader, out io.Writer) error {
 	b = appendJSONString(append(b, `{"ServerURL":`...), serverURL)
 	b = appendJSONString(append(b, `,"Username":`...), username)
 	b = appendJSONString(append(b, `,"Secret":`...), secret)
-	_, err = out.Write(append(b, "}\n"...))
-	return err
+	// As credentials.Get: a failed write is not reported (on a closed
+	// stdout, Go's SIGPIPE ends the process anyway).
+	_, _ = out.Write(append(b, "}\n"...))
+	return nil
 }
 
 // appendJSONString appends s as json.Encoder writes a string: a token,

@@ -96,3 +96,20 @@ func TestAppendJSONStringIsEncodingJSONForEveryByte(t *testing.T) {
 		assert.Equal(t, string(want), string(appendJSONString(nil, s)), "byte %#x", c)
 	}
 }
+
+// failingWriter refuses every write, as a stdout closed by the client
+// would.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestServeGetIgnoresAFailedWriteAsCredentialsGetDoes: credentials.Get
+// does not report a failed write of its answer, so neither does serveGet.
+func TestServeGetIgnoresAFailedWriteAsCredentialsGetDoes(t *testing.T) {
+	t.Parallel()
+	var asked string
+	h := answering{username: "_token", secret: "eyJ.a.b", asked: &asked}
+	want := credentials.HandleCommand(h, credentials.ActionGet, strings.NewReader("cgr.dev\n"), failingWriter{})
+	require.NoError(t, want)
+	assert.Equal(t, 0, serveGet(h, strings.NewReader("cgr.dev\n"), failingWriter{}))
+}
