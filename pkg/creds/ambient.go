@@ -89,7 +89,13 @@ const pathLimit = 256
 // must not pass for a path.
 func LooksLikeJWT(s string) bool {
 	s = strings.TrimSpace(s)
-	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\ \n")
+	return hasJWTShape(s) && !strings.ContainsAny(s, "/\\ \n")
+}
+
+// hasJWTShape is the part of LooksLikeJWT that a string already known to
+// hold only JWT characters (logsafe.OnlyJWTChars) still needs.
+func hasJWTShape(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
 // readTokenFile reads a token file. Links are followed (the kubelet's

@@ -75,16 +75,6 @@ type cache struct {
 	logf func(string, ...any)
 }
 
-// cacheEntry is a cache file's content. The token is wrapped in JSON, not
-// stored bare, so that a truncated file fails to parse instead of passing
-// as a JWT with half a signature. Expiry is the expiry we trusted when
-// storing (the JWT's exp capped to maxTrustedLifetime); an entry without
-// it is from an older version and is a miss.
-type cacheEntry struct {
-	Token  string    `json:"token"`
-	Expiry time.Time `json:"expiry"`
-}
-
 // failureMarker records that the lock holder's exchange failed, so that
 // the callers that were waiting for it share the failure (see loadFailure).
 type failureMarker struct {
@@ -256,10 +246,14 @@ func (c *cache) readEntry(name string) (exchange.Token, error) {
 	return parseEntry(b)
 }
 
-// parseEntry reads an entry as keep writes it, the JSON
+// parseEntry reads an entry as appendEntry writes it, the JSON
 // {"token":"<JWT>","expiry":"<RFC 3339>"}, byte for byte and nothing
-// else: a JWT is made of characters JSON never escapes, so these are the
-// only bytes json.Marshal writes for an entry. encoding/json took about
+// else. The token is wrapped, not stored bare, so that a truncated file
+// fails to parse instead of passing as a JWT with half a signature; the
+// expiry is the one trusted when storing (the JWT's exp capped to
+// maxTrustedLifetime), and an entry without it is from an older version
+// and a miss. A JWT is made of characters JSON never escapes, so these are
+// the only bytes json.Marshal would write for an entry. encoding/json took about
 // 100,000 instructions to decode one, mostly scanning the token twice, the
 // largest part of a cached get's own work; a test holds parseEntry to
 // encoding/json on every input it accepts. Anything else, a hand-edited
@@ -275,8 +269,7 @@ func parseEntry(b []byte) (exchange.Token, error) {
 	if !ok || !ok2 || !ok3 || rest != "}" {
 		return exchange.Token{}, errors.New("corrupt (not an entry as this helper writes one)")
 	}
-	// LooksLikeJWT's test, less the characters OnlyJWTChars has ruled out.
-	if !logsafe.OnlyJWTChars(tok) || !strings.HasPrefix(tok, "eyJ") || strings.Count(tok, ".") != 2 || strings.HasSuffix(tok, ".") {
+	if !logsafe.OnlyJWTChars(tok) || !hasJWTShape(tok) || strings.HasSuffix(tok, ".") {
 		return exchange.Token{}, errors.New("corrupt (not a token)")
 	}
 	var expiry time.Time
@@ -366,11 +359,12 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 }
 
 // appendEntry appends the entry for raw and exp: the bytes json.Marshal
-// writes for cacheEntry{raw, exp in UTC}, without its reflection, which a
-// cold get would pay for in full. That is parseEntry's format, so a token
-// with a character JSON would escape (ParseToken's base64 decoding skips
-// line breaks) is refused here rather than stored as an entry that could
-// never be read. FuzzAppendEntryIsJSONMarshal holds it to json.Marshal.
+// writes for {"token": raw, "expiry": exp in UTC}, without its reflection,
+// which a cold get would pay for in full. That is parseEntry's format, so
+// a token with a character JSON would escape (ParseToken's base64 decoding
+// skips line breaks) is refused here rather than stored as an entry that
+// could never be read. FuzzAppendEntryIsJSONMarshal holds it to
+// json.Marshal.
 func appendEntry(b []byte, raw string, exp time.Time) ([]byte, error) {
 	if !logsafe.OnlyJWTChars(raw) {
 		return nil, errors.New("the token has characters no JWT has")

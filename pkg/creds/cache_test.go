@@ -28,6 +28,14 @@ func testToken(t testing.TB, exp time.Time) exchange.Token {
 	return tok
 }
 
+// cacheEntry is an entry as encoding/json sees it: the reference that
+// appendEntry and parseEntry are held to, and the way tests write entries
+// of their own (expired, hand-edited, from elsewhere).
+type cacheEntry struct {
+	Token  string    `json:"token"`
+	Expiry time.Time `json:"expiry"`
+}
+
 func newTestCache(t *testing.T) *cache {
 	t.Helper()
 	c, err := openCache(filepath.Join(t.TempDir(), "cache"), t.Logf)
