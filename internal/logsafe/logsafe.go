@@ -76,9 +76,14 @@ func Describe(v string) string {
 // base64url for `{"`) or a run of 40 or more token characters, the shape of
 // signatures and opaque bearer tokens (a GitHub token is 40). Host names and
 // paths have neither; '-' breaks a run so that UUIDs in paths do not count.
+// A Chainguard identity id has such a run (its group's 40 hex digits) but
+// names an identity, so it is shown: an operator needs to see which one.
 func MightBeSecret(v string) bool {
 	if strings.Contains(v, "eyJ") {
 		return true
+	}
+	if isIdentityID(v) {
+		return false
 	}
 	run := 0
 	for i := 0; i < len(v); i++ {
@@ -181,4 +186,31 @@ func FileKind(m fs.FileMode) string {
 		return "a regular file"
 	}
 	return "a special file"
+}
+
+// isIdentityID reports the shape of a Chainguard identity id: a group's 40
+// lower-case hex digits, then one or more "/"-separated segments of 16,
+// as in 720909c9f5279097d847ad02a2f24ba8f59de36a/b6a1d3e7c9f20517.
+func isIdentityID(v string) bool {
+	group, rest, ok := strings.Cut(v, "/")
+	if !ok || len(group) != 40 || !IsLowerHex(group) {
+		return false
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if len(seg) != 16 || !IsLowerHex(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// IsLowerHex reports whether s is all lower-case hex digits, as identity
+// ids and the cache's file names are.
+func IsLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

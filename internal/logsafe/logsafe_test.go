@@ -95,3 +95,22 @@ func TestOnlyJWTCharsIsIsJWTCharForEveryByte(t *testing.T) {
 	assert.True(t, OnlyJWTChars(""))
 	assert.False(t, OnlyJWTChars("eyJé"), "a letter outside ASCII is not base64url")
 }
+
+// TestAnIdentityIDIsShown: a Chainguard identity id holds a 40-character
+// run (its group) but names an identity; near misses stay hidden.
+func TestAnIdentityIDIsShown(t *testing.T) {
+	t.Parallel()
+	const id = "720909c9f5279097d847ad02a2f24ba8f59de36a/b6a1d3e7c9f20517"
+	assert.False(t, MightBeSecret(id))
+	assert.False(t, MightBeSecret(id+"/0123456789abcdef"))
+	assert.Equal(t, `"`+id+`"`, Describe(id))
+	for _, v := range []string{
+		"720909c9f5279097d847ad02a2f24ba8f59de36a",                   // no path: a 40-hex opaque token looks the same
+		"720909c9f5279097d847ad02a2f24ba8f59de36a/b6a1d3e7c9f2051",   // a short segment
+		"720909C9F5279097D847AD02A2F24BA8F59DE36A/b6a1d3e7c9f20517",  // upper case
+		"ghp_0123456789abcdefghijABCDEFGHIJ012345/b6a1d3e7c9f20517",  // not hex
+		"720909c9f5279097d847ad02a2f24ba8f59de36a/b6a1d3e7c9f20517/", // an empty segment
+	} {
+		assert.True(t, MightBeSecret(v), v)
+	}
+}

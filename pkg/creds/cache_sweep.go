@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 const (
@@ -116,7 +118,7 @@ func (c *cache) removeLocked(key string, stale func() bool) int {
 // splitCacheName splits a name of the cache's scheme into its key and kind
 // (entrySuffix, lockSuffix, failSuffix or tmpSuffix).
 func splitCacheName(name string) (key, kind string, ok bool) {
-	if len(name) <= 40 || !isLowerHex(name[:40]) {
+	if len(name) <= 40 || !logsafe.IsLowerHex(name[:40]) {
 		return "", "", false
 	}
 	key, rest := name[:40], name[40:]
@@ -125,17 +127,8 @@ func splitCacheName(name string) (key, kind string, ok bool) {
 		return key, rest, true
 	}
 	// .<16 hex>.tmp, as writeAtomic names them
-	if len(rest) == 1+16+len(tmpSuffix) && rest[0] == '.' && isLowerHex(rest[1:17]) && strings.HasSuffix(rest, tmpSuffix) {
+	if len(rest) == 1+16+len(tmpSuffix) && rest[0] == '.' && logsafe.IsLowerHex(rest[1:17]) && strings.HasSuffix(rest, tmpSuffix) {
 		return key, tmpSuffix, true
 	}
 	return "", "", false
-}
-
-func isLowerHex(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -74,10 +74,10 @@ func (h *Helper) rejectionFix(se *exchange.StatusError, amb AmbientToken, identi
 		amb.Source, iss, sub, IdentityCommand(amb, ""), setting)
 	switch {
 	case se.HTTPStatus == http.StatusNotFound && identity != "":
-		return fmt.Sprintf("check that %s (%s) is the id of an existing identity", setting, logsafe.Describe(identity))
+		return fmt.Sprintf("check that %s is the id of an existing identity", withValue(setting, identity))
 	case se.HTTPStatus == http.StatusBadRequest:
-		return fmt.Sprintf("the STS found the request malformed: check %s (%s) and CHAINGUARD_AUDIENCE (%s)",
-			setting, logsafe.Describe(identity), logsafe.Describe(h.cfg.Audience))
+		return fmt.Sprintf("the STS found the request malformed: check %s and %s",
+			withValue(setting, identity), withValue("CHAINGUARD_AUDIENCE", h.cfg.Audience))
 	case se.HTTPStatus == http.StatusUnauthorized:
 		return "the STS did not accept the ambient token: check it is fresh, has audience " + EnforceAudience + ", and that its issuer publishes its keys; " + create
 	}
@@ -113,4 +113,14 @@ func checkIssued(tok exchange.Token, now time.Time) error {
 			ErrClockSkew, tok.IssuedAt.UTC().Format(time.RFC3339), ahead.Round(time.Second), now.UTC().Format(time.RFC3339), fix)
 	}
 	return nil
+}
+
+// withValue names a setting with its value in brackets, described as
+// logsafe.Describe does (which brackets a hidden value itself).
+func withValue(setting, v string) string {
+	d := logsafe.Describe(v)
+	if strings.HasPrefix(d, "(") {
+		return setting + " " + d
+	}
+	return setting + " (" + d + ")"
 }

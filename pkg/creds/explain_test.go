@@ -68,6 +68,12 @@ func TestErrorClasses(t *testing.T) {
 		{"unknown identity", func(_ *testing.T, f *fixture) {
 			f.cfg.Identity = "missing"
 		}, ErrIdentityRejected, []string{`CHAINGUARD_IDENTITY ("missing") is the id of an existing identity`}, nil, 1},
+		{"unknown identity id", func(_ *testing.T, f *fixture) {
+			f.cfg.Identity = "720909c9f5279097d847ad02a2f24ba8f59de36a/0000000000000bad"
+		}, ErrIdentityRejected, []string{`CHAINGUARD_IDENTITY ("720909c9f5279097d847ad02a2f24ba8f59de36a/0000000000000bad") is the id`}, []string{"value not shown"}, 1},
+		{"an opaque token as the identity", func(_ *testing.T, f *fixture) {
+			f.cfg.Identity = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+		}, ErrIdentityRejected, []string{"CHAINGUARD_IDENTITY (value not shown: "}, []string{"ghp_0123", "(("}, 1},
 		{"ambient token dated ahead of the STS", func(t *testing.T, f *fixture) {
 			tok, err := f.sb.Issuer.MintServiceAccountToken("ns", "sa", sandbox.WithIssuedAt(time.Now().Add(10*time.Minute)))
 			require.NoError(t, err)

@@ -284,12 +284,19 @@ func (c *Client) Exchange(ctx context.Context, subjectToken string, req Request)
 		return Token{}, fmt.Errorf("exchange: identity: %w", err)
 	}
 	body := req.form().Encode()
+	// What the STS's answers must never show: the subject token, and an
+	// identity that looks like a secret pasted into the wrong setting (the
+	// STS repeats an unknown identity in its message).
+	secrets := []string{subjectToken}
+	if logsafe.MightBeSecret(req.Identity) {
+		secrets = append(secrets, req.Identity)
+	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return Token{}, stopped(err, last)
 		}
-		tok, err := c.attempt(ctx, subjectToken, body)
+		tok, err := c.attempt(ctx, subjectToken, body, secrets)
 		if err == nil {
 			return tok, nil
 		}
@@ -356,8 +363,9 @@ func (c *Client) wait(attempt int, retryAfter time.Duration) time.Duration {
 	return max(w, min(retryAfter, c.retryCap))
 }
 
-// attempt sends one request.
-func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token, error) {
+// attempt sends one request. secrets are taken out of anything the STS or
+// the network says.
+func (c *Client) attempt(ctx context.Context, subjectToken, body string, secrets []string) (Token, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(body))
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: building the request to %s: %w", c.url, err)
@@ -369,7 +377,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return Token{}, c.unreachable(err, subjectToken)
+		return Token{}, c.unreachable(err, secrets)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
@@ -379,7 +387,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		// The answer started but broke off: as good as no answer.
-		return Token{}, c.unreachable(err, subjectToken)
+		return Token{}, c.unreachable(err, secrets)
 	}
 	if resp.StatusCode == http.StatusOK {
 		if len(data) > maxBody {
@@ -388,11 +396,11 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 		tok, err := parseResponse(data)
 		if err != nil {
 			return Token{}, fmt.Errorf("STS %s: %w (Content-Type %s)",
-				c.url, err, logsafe.Quote(cleanMessage(resp.Header.Get("Content-Type"), 100, []string{subjectToken}), 100))
+				c.url, err, logsafe.Quote(cleanMessage(resp.Header.Get("Content-Type"), 100, secrets), 100))
 		}
 		return tok, nil
 	}
-	return Token{}, c.statusError(resp, data[:min(len(data), maxBody)], subjectToken)
+	return Token{}, c.statusError(resp, data[:min(len(data), maxBody)], secrets)
 }
 
 // unreachable wraps a transport error. *url.Error is unwrapped because its
@@ -402,7 +410,7 @@ func (c *Client) attempt(ctx context.Context, subjectToken, body string) (Token,
 // could not parse, say), which may echo the subject token or break the line:
 // their text is cleaned like any server text, keeping the chain for
 // errors.Is/As.
-func (c *Client) unreachable(err error, subjectToken string) error {
+func (c *Client) unreachable(err error, secrets []string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -411,7 +419,7 @@ func (c *Client) unreachable(err error, subjectToken string) error {
 	if strings.HasPrefix(err.Error(), "failed to parse Location header") {
 		return &UnreachableError{URL: c.url, Err: &cleanedError{msg: "the STS answered a redirect whose Location header is not a URL", err: err}}
 	}
-	if msg := cleanMessage(err.Error(), maxMessage, []string{subjectToken}); msg != err.Error() {
+	if msg := cleanMessage(err.Error(), maxMessage, secrets); msg != err.Error() {
 		err = &cleanedError{msg: msg, err: err}
 	}
 	return &UnreachableError{URL: c.url, Err: err}
@@ -426,18 +434,18 @@ type cleanedError struct {
 func (e *cleanedError) Error() string { return e.msg }
 func (e *cleanedError) Unwrap() error { return e.err }
 
-func (c *Client) statusError(resp *http.Response, body []byte, subjectToken string) *StatusError {
+func (c *Client) statusError(resp *http.Response, body []byte, secrets []string) *StatusError {
 	se := &StatusError{
 		URL:        c.url,
 		HTTPStatus: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	if se.Redirect() {
-		se.Location = cleanMessage(stripUserinfo(resp.Header.Get("Location")), maxSnippet, []string{subjectToken})
+		se.Location = cleanMessage(stripUserinfo(resp.Header.Get("Location")), maxSnippet, secrets)
 		se.Message = http.StatusText(resp.StatusCode)
 		return se
 	}
-	se.Code, se.Message = parseErrorBody(body, subjectToken)
+	se.Code, se.Message = parseErrorBody(body, secrets...)
 	if se.Message == "" {
 		se.Message = http.StatusText(resp.StatusCode)
 	}
