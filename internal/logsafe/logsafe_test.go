@@ -86,11 +86,16 @@ func TestRedactJWTsHidesEveryJWTShapedRun(t *testing.T) {
 	}
 }
 
-func TestOnlyJWTCharsIsIsJWTCharForEveryByte(t *testing.T) {
+// TestOnlyJWTCharsIsBase64URLAndTheDot: every byte, against the base64url
+// alphabet (the parts of a JWT) and the dot between them.
+func TestOnlyJWTCharsIsBase64URLAndTheDot(t *testing.T) {
 	t.Parallel()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	for c := range 256 {
+		want := strings.IndexByte(alphabet+".", byte(c)) >= 0
 		s := "eyJ." + string([]byte{byte(c)}) + "_-09azAZ"
-		assert.Equal(t, IsJWTChar(rune(c)), OnlyJWTChars(s), "byte %#x", c)
+		assert.Equal(t, want, OnlyJWTChars(s), "byte %#x", c)
+		assert.Equal(t, want, IsJWTChar(rune(c)), "byte %#x", c)
 	}
 	assert.True(t, OnlyJWTChars(""))
 	assert.False(t, OnlyJWTChars("eyJé"), "a letter outside ASCII is not base64url")

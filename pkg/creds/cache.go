@@ -213,8 +213,8 @@ func cacheKey(parts ...string) string {
 func (c *cache) path(key string) string { return filepath.Join(c.dir, key+entrySuffix) }
 
 // load returns the cached token for key if it has more than Margin of life
-// left at now. Its Expiry is the one we trust: the earlier of the entry's
-// recorded expiry and the JWT's own exp. Anything odd about the file (not a
+// left at now. Its Expiry is the one we trust: the entry's recorded expiry,
+// which keep never set later than the JWT's own exp. Anything odd about the file (not a
 // regular file, foreign owner, loose mode, corrupt content, an expiry
 // further away than maxTrustedLifetime) makes it a miss, so the next store
 // replaces it.
@@ -269,7 +269,7 @@ func parseEntry(b []byte) (exchange.Token, error) {
 	if !ok || !ok2 || !ok3 || rest != "}" {
 		return exchange.Token{}, errors.New("corrupt (not an entry as this helper writes one)")
 	}
-	if !logsafe.OnlyJWTChars(tok) || !hasJWTShape(tok) || strings.HasSuffix(tok, ".") {
+	if !entryToken(tok) {
 		return exchange.Token{}, errors.New("corrupt (not a token)")
 	}
 	var expiry time.Time
@@ -278,6 +278,13 @@ func parseEntry(b []byte) (exchange.Token, error) {
 		return exchange.Token{}, errors.New("no recorded expiry")
 	}
 	return exchange.Token{Raw: tok, Expiry: expiry}, nil
+}
+
+// entryToken is the token an entry may hold, the one test of appendEntry
+// and parseEntry: LooksLikeJWT's shape, only a JWT's characters (so JSON
+// never escapes one), and a signature.
+func entryToken(tok string) bool {
+	return logsafe.OnlyJWTChars(tok) && hasJWTShape(tok) && !strings.HasSuffix(tok, ".")
 }
 
 // readPrivate reads the file called name if it is a regular file of ours
@@ -361,13 +368,14 @@ func (c *cache) storeAt(key string, tok exchange.Token, now time.Time) error {
 // appendEntry appends the entry for raw and exp: the bytes json.Marshal
 // writes for {"token": raw, "expiry": exp in UTC}, without its reflection,
 // which a cold get would pay for in full. That is parseEntry's format, so
-// a token with a character JSON would escape (ParseToken's base64 decoding
-// skips line breaks) is refused here rather than stored as an entry that
-// could never be read. FuzzAppendEntryIsJSONMarshal holds it to
+// a token parseEntry would refuse (a character JSON would escape, which
+// ParseToken's base64 decoding lets through with line breaks, or a header
+// not written as {"...) is refused here rather than stored as an entry
+// that could never be read. FuzzAppendEntryIsJSONMarshal holds it to
 // json.Marshal.
 func appendEntry(b []byte, raw string, exp time.Time) ([]byte, error) {
-	if !logsafe.OnlyJWTChars(raw) {
-		return nil, errors.New("the token has characters no JWT has")
+	if !entryToken(raw) {
+		return nil, errors.New("the token is not in the form the cache keeps")
 	}
 	b = append(b, `{"token":"`...)
 	b = append(b, raw...)

@@ -38,20 +38,23 @@ func readIdentityTokenFile(v string) (AmbientToken, error) {
 	const setting = "CHAINGUARD_IDENTITY_TOKEN"
 	// A file that reads is a path that exists, so it is named as one;
 	// working out how to name anything else costs a stat, on errors only.
-	if tok, err := readTokenFile(v, setting+" file "+logsafe.Quote(v, pathLimit)); err == nil {
+	tok, err := readTokenFile(v, setting+" file "+logsafe.Quote(v, pathLimit))
+	if err == nil {
 		return tok, nil
 	}
 	// Only a value that exists as a file is shown: it is a path, not a
-	// pasted secret. Anything else may be (part of) a token, whatever it
+	// pasted secret, and the error that names it stands (the file is not
+	// read twice). Anything else may be (part of) a token, whatever it
 	// looks like, and is described by its shape.
+	if _, lerr := os.Lstat(v); lerr == nil {
+		return tok, err
+	}
 	shown := "(value not shown: " + logsafe.Shape(v) + pathHint(v) + ")"
-	if _, err := os.Lstat(v); err == nil {
-		shown = logsafe.Quote(v, pathLimit)
-	} else if dir := existingParent(v); dir != "" {
+	if dir := existingParent(v); dir != "" {
 		// What exists is a path too, and says where the typo is.
 		shown += "; the longest leading part of it that exists is the folder " + logsafe.Quote(dir, pathLimit)
 	}
-	tok, err := readTokenFile(v, setting+" file "+shown)
+	tok, err = readTokenFile(v, setting+" file "+shown)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return tok, err
 	}
