@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/dockerconfig"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/doctor"
@@ -44,7 +45,7 @@ func dispatch(cmd string, args []string) int {
 			return 0
 		}
 		if !isCommand(args[0]) {
-			fmt.Fprintf(os.Stderr, "%s: no command %q; the commands are listed by %s --help\n", credentials.Name, args[0], credentials.Name)
+			fmt.Fprintf(os.Stderr, "%s: no command %s; the commands are listed by %s --help\n", credentials.Name, logsafe.Describe(args[0]), credentials.Name)
 			return 2
 		}
 		return dispatch(args[0], []string{"--help"})

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -125,6 +126,31 @@ func Redact(s string, secrets ...string) string {
 		}
 	}
 	return s
+}
+
+// FlagError is an error of the flag package fit for a message. The flag
+// package quotes what it could not take (an unknown flag's name, a bad
+// value), and a person can paste a token anywhere on a command line: every
+// argument that MightBeSecret, and every JWT, is replaced by Redacted, and
+// a control character by U+FFFD, so that an argument cannot start a line
+// of its own.
+func FlagError(err error, args []string) string {
+	var secrets []string
+	for _, a := range args {
+		_, v, _ := strings.Cut(a, "=")
+		for _, s := range [...]string{a, v} {
+			if MightBeSecret(s) {
+				secrets = append(secrets, s)
+			}
+		}
+	}
+	msg := RedactJWTs(Redact(err.Error(), secrets...))
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, msg)
 }
 
 // RedactJWTs replaces with Redacted everything in s that starts like a

@@ -1,10 +1,13 @@
 package logsafe
 
 import (
+	"flag"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestQuoteIsOneCappedLine(t *testing.T) {
@@ -118,4 +121,28 @@ func TestAnIdentityIDIsShown(t *testing.T) {
 	} {
 		assert.True(t, MightBeSecret(v), v)
 	}
+}
+
+// TestFlagErrorShowsNoSecretAndNoLineBreak: what the flag package quotes
+// back, a value or a flag's name, is redacted when it may be a secret.
+func TestFlagErrorShowsNoSecretAndNoLineBreak(t *testing.T) {
+	t.Parallel()
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+	const opaque = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Bool("dry-run", false, "")
+	for _, args := range [][]string{
+		{"--dry-run=" + jwt}, {"--dry-run=" + opaque}, {"-" + opaque}, {"--" + jwt}, {"--no\nsuch"},
+	} {
+		err := fs.Parse(args)
+		require.Error(t, err)
+		got := FlagError(err, args)
+		assert.NotContains(t, got, "eyJ", args)
+		assert.NotContains(t, got, "ghp_0123", args)
+		assert.NotContains(t, got, "\n", args)
+		assert.NotEmpty(t, got)
+	}
+	err := fs.Parse([]string{"--nosuch"})
+	assert.Equal(t, err.Error(), FlagError(err, []string{"--nosuch"}), "an ordinary mistake reads as the flag package wrote it")
 }

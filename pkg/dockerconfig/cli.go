@@ -63,10 +63,10 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			fs.PrintDefaults()
 			return 0
 		}
-		return fail(2, "%v; see --help", err)
+		return fail(2, "%s; see --help", logsafe.FlagError(err, args))
 	}
 	if fs.NArg() > 0 {
-		return fail(2, "unexpected argument %s; see --help", logsafe.Quote(fs.Arg(0), logsafe.DefaultLimit))
+		return fail(2, "unexpected argument %s; see --help", logsafe.Describe(fs.Arg(0)))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -157,11 +157,11 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			fs.PrintDefaults()
 			return 0
 		}
-		_, _ = fmt.Fprintf(stderr, "doctor: %v; see --help\n", err)
+		_, _ = fmt.Fprintf(stderr, "doctor: %s; see --help\n", logsafe.FlagError(err, args))
 		return 2
 	}
 	if fs.NArg() > 0 {
-		_, _ = fmt.Fprintf(stderr, "doctor: unexpected argument %s; see --help\n", logsafe.Quote(fs.Arg(0), logsafe.DefaultLimit))
+		_, _ = fmt.Fprintf(stderr, "doctor: unexpected argument %s; see --help\n", logsafe.Describe(fs.Arg(0)))
 		return 2
 	}
 	if opts.offline && opts.registryCheck {

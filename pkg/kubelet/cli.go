@@ -81,7 +81,7 @@ func RunConfigure(args []string, getenv func(string) string, stdout, stderr io.W
 			fs.PrintDefaults()
 			return 0
 		}
-		return fail(2, "%v; see --help", err)
+		return fail(2, "%s; see --help", logsafe.FlagError(err, args))
 	}
 	if fs.NArg() > 0 {
 		return fail(2, "unexpected argument %s; see --help", logsafe.Describe(fs.Arg(0)))
