@@ -40,7 +40,7 @@ func plainRoute(sb *sandbox.Sandbox) stsRoute {
 // SSL_CERT_FILE, a copy of this machine's CA bundle with the front's
 // certificate added, so it loads its roots as it would from the real
 // bundle (and, as Go does, the certificate folders too unless told
-// otherwise). The front is closed with the sandbox.
+// otherwise). The caller closes the front with the func returned.
 func tlsRoute(sb *sandbox.Sandbox, work string) (stsRoute, func(), error) {
 	u, err := url.Parse(sb.STS.URL())
 	if err != nil {
@@ -157,10 +157,10 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against s
 		fmt.Printf("%s get less against's, paired, each with the STS delayed %.0f ms: median %+.2f ms (p10 %+.2f, p90 %+.2f)\n",
 			r.name, res.DelayMs, res.LessAgainst.Median, res.LessAgainst.P10, res.LessAgainst.P90)
 	}
-	n, before := 0, 0
+	before := 0
 	var err error
 	res.MaxRSSKiB, err = peakRSS(func() proc {
-		n, before = n+1, h.sb.STS.Exchanges()
+		before = h.sb.STS.Exchanges()
 		if err := removeEntries(dir); err != nil {
 			panic(err) // only our own temporary folder
 		}

@@ -62,7 +62,8 @@ type coldResult struct {
 	BeyondRoundTrip spread
 	MaxRSSKiB       int64
 	// LessAgainst is each delayed cold get less the -against build's,
-	// run right after it under the same delay; nil without -against.
+	// run beside it (in a random order) under the same delay; nil without
+	// -against.
 	LessAgainst *spread `json:",omitempty"`
 }
 
@@ -165,7 +166,7 @@ func (r *results) rewriteDoc(path, svg string) error {
 			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
 	}
 	if len(r.Instructions) > 0 {
-		b.WriteString("\nThe same commands under valgrind's callgrind, with its cache simulation, which starts empty as a new process's caches do; the least of 3 runs each. These counts do not move with the machine's load. The estimate is callgrind's, instructions + 10 × first-level misses + 100 × last-level misses.\n\n")
+		b.WriteString("\nThe same commands under valgrind's callgrind, with its cache simulation, which starts empty as a new process's caches do; the least of " + strconv.Itoa(callgrindRuns) + " runs each, with Go's asynchronous preemption off (valgrind 3.19 fails on its signals). These counts do not move with the machine's load. The estimate is callgrind's, instructions + 10 × first-level misses + 100 × last-level misses.\n\n")
 		b.WriteString("| command | instructions | first-level misses | last-level misses | estimated cycles | ratio to the floor's estimate |\n|---|---|---|---|---|---|\n")
 		for _, c := range r.Instructions {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | **%.2f×** |\n", c.Name, thousands(c.Ir), thousands(c.L1Miss), thousands(c.LLMiss), thousands(c.Est), c.EstRatio)
@@ -191,7 +192,7 @@ func (r *results) rewriteDoc(path, svg string) error {
 }
 
 func (r *results) printInstructions() {
-	fmt.Println("under callgrind (least of 3 runs; estimate = Ir + 10 L1 misses + 100 LL misses):")
+	fmt.Printf("under callgrind (least of %d runs; estimate = Ir + 10 L1 misses + 100 LL misses):\n", callgrindRuns)
 	fmt.Printf("  %-46s %12s %10s %10s %12s %8s\n", "command", "instructions", "L1 miss", "LL miss", "estimate", "/floor")
 	for _, c := range r.Instructions {
 		fmt.Printf("  %-46s %12d %10d %10d %12d %7.2fx\n", c.Name, c.Ir, c.L1Miss, c.LLMiss, c.Est, c.EstRatio)

@@ -144,7 +144,8 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 }
 
 // outerEnv is the environment procbench was started with, less every
-// variable the helper reads: docker and the kubelet pass a helper their
+// variable the helper reads (and the Go runtime's settings, which would
+// change what is measured): docker and the kubelet pass a helper their
 // whole environment, and the helper copies all of it at its first
 // getenv (about 1,400 instructions a variable), which the floors never
 // do. A helper run with only its six settings was 2 to 3% faster, paired,
@@ -154,7 +155,7 @@ func outerEnv(environ []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch strings.ToUpper(name) {
 		case "HOME", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
-			"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
+			"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GODEBUG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT":
 			return true
 		}
 		return strings.HasPrefix(name, "CHAINGUARD_") || strings.HasPrefix(name, "ACTIONS_")
