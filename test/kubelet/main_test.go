@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/credentialprovider/plugin"
 
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
 	cgr "github.com/cgr-helper/docker-credential-cgr/pkg/kubelet"
 )
@@ -337,11 +338,13 @@ func captureKlog() *syncBuffer {
 	return buf
 }
 
-// jwtLike matches anything shaped like a JWT, to redact logs before they
-// are shown on failure.
+// jwtLike matches anything shaped like a JWT, for asserting that a log
+// holds none.
 var jwtLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`)
 
-func redact(s string) string { return jwtLike.ReplaceAllString(s, "<redacted JWT>") }
+// redact hides every run that starts like a JWT, whole or cut, before a
+// log is shown on failure.
+func redact(s string) string { return logsafe.RedactJWTs(s) }
 
 // tokenClaims reads the claims of a registry token the STS issued (after
 // STS.VerifyToken has checked it): "act" names the ambient token that was

@@ -7,19 +7,18 @@ import (
 	"net"
 	"os"
 	"regexp"
+
+	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 )
 
 // JWTLike matches a compact JWS: what every ambient, STS and registry token
 // in the suites is. It is for asserting that output holds no token.
 var JWTLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
 
-// anyJWTRun is every run that starts like a JWT, whole or cut: what Redact
-// hides, wider than JWTLike so that a cut token or a lone part is hidden
-// too.
-var anyJWTRun = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*`)
-
-// Redact hides anything token-like in s before a suite prints it.
-func Redact(s string) string { return anyJWTRun.ReplaceAllString(s, "[REDACTED JWT]") }
+// Redact hides anything token-like in s before a suite prints it: every
+// run that starts like a JWT, whole or cut, as the helper's own failure
+// record does (wider than JWTLike, so a cut token or a lone part goes too).
+func Redact(s string) string { return logsafe.RedactJWTs(s) }
 
 // Tail is the last limit bytes of a log file, redacted.
 func Tail(path string, limit int) string {
