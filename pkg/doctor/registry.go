@@ -35,7 +35,7 @@ func checkRegistries(st *state) result {
 	failed := 0
 	for _, host := range st.hosts {
 		ctx, cancel := context.WithTimeout(st.ctx, st.cfg.Timeout)
-		how, err := pingRegistry(ctx, noRedirects, host, creds.Username, st.regTok)
+		how, err := pingRegistry(ctx, host, creds.Username, st.regTok)
 		cancel()
 		if err != nil {
 			failed++
@@ -60,9 +60,9 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 
 // pingRegistry authenticates to host's /v2/ with user and secret through
 // the registry's challenge, and says how.
-func pingRegistry(ctx context.Context, client *http.Client, host, user, secret string) (how string, err error) {
+func pingRegistry(ctx context.Context, host, user, secret string) (how string, err error) {
 	base := scheme(host) + "://" + host + "/v2/"
-	resp, body, err := get(ctx, client, base, nil)
+	resp, body, err := get(ctx, base, nil)
 	if err != nil {
 		return "", err
 	}
@@ -79,7 +79,7 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 	case "basic":
 		auth = func(r *http.Request) { r.SetBasicAuth(user, secret) }
 	case "bearer":
-		tok, err := realmToken(ctx, client, host, params, user, secret)
+		tok, err := realmToken(ctx, host, params, user, secret)
 		if err != nil {
 			return "", err
 		}
@@ -93,7 +93,7 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 	default:
 		return "", fmt.Errorf("GET %s answered 401 without a Basic or Bearer challenge", base)
 	}
-	resp, body, err = get(ctx, client, base, auth)
+	resp, body, err = get(ctx, base, auth)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +106,7 @@ func pingRegistry(ctx context.Context, client *http.Client, host, user, secret s
 // realmToken trades the registry token for the realm's, as docker does
 // for a Bearer challenge. The realm must be https, or http on loopback:
 // the registry token goes to it.
-func realmToken(ctx context.Context, client *http.Client, host string, params map[string]string, user, secret string) (string, error) {
+func realmToken(ctx context.Context, host string, params map[string]string, user, secret string) (string, error) {
 	realm, err := url.Parse(params["realm"])
 	if err != nil || realm.Host == "" || (realm.Scheme != "https" && (realm.Scheme != "http" || !loopback(realm.Host))) {
 		return "", fmt.Errorf("the registry's challenge names a token realm %s that is not an https URL; not sending the token there", quote(params["realm"]))
@@ -116,7 +116,7 @@ func realmToken(ctx context.Context, client *http.Client, host string, params ma
 		q.Set("service", svc)
 	}
 	realm.RawQuery = q.Encode()
-	resp, body, err := get(ctx, client, realm.String(), func(r *http.Request) { r.SetBasicAuth(user, secret) })
+	resp, body, err := get(ctx, realm.String(), func(r *http.Request) { r.SetBasicAuth(user, secret) })
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +143,7 @@ type answer struct {
 }
 
 // get sends a GET, with auth applied if given, and reads a capped body.
-func get(ctx context.Context, client *http.Client, u string, auth func(*http.Request)) (answer, []byte, error) {
+func get(ctx context.Context, u string, auth func(*http.Request)) (answer, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return answer{}, nil, err
@@ -151,7 +151,7 @@ func get(ctx context.Context, client *http.Client, u string, auth func(*http.Req
 	if auth != nil {
 		auth(req)
 	}
-	resp, err := client.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

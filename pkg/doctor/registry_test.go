@@ -40,7 +40,7 @@ func TestPingRegistryRefused(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(sb.Close)
 	const secret = "not-a-registry-token-but-secret-all-the-same"
-	_, err = pingRegistry(context.Background(), &http.Client{}, sb.Registry.Host(), "_token", secret)
+	_, err = pingRegistry(context.Background(), sb.Registry.Host(), "_token", secret)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the token realm \"http://"+sb.Registry.Host()+"/token\" answered 401 Unauthorized")
 	assert.NotContains(t, err.Error(), secret)
@@ -48,7 +48,7 @@ func TestPingRegistryRefused(t *testing.T) {
 
 func TestRealmMustBeHTTPS(t *testing.T) {
 	t.Parallel()
-	_, err := realmToken(context.Background(), &http.Client{}, "cgr.dev", map[string]string{"realm": "http://evil.example/token"}, "_token", "s")
+	_, err := realmToken(context.Background(), "cgr.dev", map[string]string{"realm": "http://evil.example/token"}, "_token", "s")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not sending the token there")
 }
@@ -64,7 +64,7 @@ func TestRegistryCheckFollowsNoRedirect(t *testing.T) {
 		http.Redirect(w, r, there.URL+"/token", http.StatusFound)
 	}))
 	t.Cleanup(realm.Close)
-	_, err := realmToken(context.Background(), noRedirects, "registry", map[string]string{"realm": realm.URL + "/token"}, "_token", "secret")
+	_, err := realmToken(context.Background(), "registry", map[string]string{"realm": realm.URL + "/token"}, "_token", "secret")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "302")
 	assert.False(t, followed.Load(), "the redirect was followed")
