@@ -111,14 +111,11 @@ func (c *claimSet) set(rawName, v []byte) error {
 // claimNames are the members jwt.RegisteredClaims has fields for.
 var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
 
-// claimName is the registered claim name matches, exactly or, as
-// encoding/json matches a field name, case-insensitively; "" if none.
+// claimName is the registered claim name matches as encoding/json matches
+// a field name, without regard to case; "" if none. (encoding/json tries
+// an exact match first, which finds the same field here: no two claim
+// names differ only in case.)
 func claimName(name string) string {
-	for _, n := range claimNames {
-		if name == n {
-			return n
-		}
-	}
 	for _, n := range claimNames {
 		if strings.EqualFold(name, n) {
 			return n
