@@ -169,25 +169,25 @@ func RedactJWTs(s string) string {
 		b.WriteString(s[:i])
 		b.WriteString(Redacted)
 		s = s[i+len("eyJ"):]
-		s = strings.TrimLeftFunc(s, IsJWTChar)
+		s = strings.TrimLeftFunc(s, isJWTChar)
 		i = strings.Index(s, "eyJ")
 	}
 	b.WriteString(s)
 	return b.String()
 }
 
-// IsJWTChar is true for a base64url character or the dot between a JWT's
+// isJWTChar is true for a base64url character or the dot between a JWT's
 // parts.
-func IsJWTChar(r rune) bool {
+func isJWTChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
 }
 
-// OnlyJWTChars reports whether every byte of s is one IsJWTChar accepts. It
+// OnlyJWTChars reports whether every byte of s is one isJWTChar accepts. It
 // goes byte by byte, not rune by rune as strings.TrimLeftFunc would: a
 // cached get runs it over a whole token.
 func OnlyJWTChars(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !IsJWTChar(rune(s[i])) {
+		if !isJWTChar(rune(s[i])) {
 			return false
 		}
 	}

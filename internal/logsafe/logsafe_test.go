@@ -98,7 +98,7 @@ func TestOnlyJWTCharsIsBase64URLAndTheDot(t *testing.T) {
 		want := strings.IndexByte(alphabet+".", byte(c)) >= 0
 		s := "eyJ." + string([]byte{byte(c)}) + "_-09azAZ"
 		assert.Equal(t, want, OnlyJWTChars(s), "byte %#x", c)
-		assert.Equal(t, want, IsJWTChar(rune(c)), "byte %#x", c)
+		assert.Equal(t, want, isJWTChar(rune(c)), "byte %#x", c)
 	}
 	assert.True(t, OnlyJWTChars(""))
 	assert.False(t, OnlyJWTChars("eyJé"), "a letter outside ASCII is not base64url")
