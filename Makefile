@@ -85,6 +85,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendEntryIsJSONMarshal$$' -fuzztime=$(FUZZTIME) ./pkg/creds/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsAgreesWithRegisteredClaims$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsAgreesWithParseUnverified$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseClaimsRawAgreesWithParseUnverified$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseError$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzExchangeAnswer$$' -fuzztime=$(FUZZTIME) ./pkg/exchange/
 	$(GO) test -run='^$$' -fuzz='^FuzzServeGetIsCredentialsServe$$' -fuzztime=$(FUZZTIME) ./cmd/docker-credential-cgr/

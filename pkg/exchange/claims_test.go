@@ -2,6 +2,8 @@ package exchange
 
 import (
 	"encoding/base64"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -35,13 +37,17 @@ func registeredClaims(raw string) (Claims, error) {
 }
 
 // requireAgrees fails unless ParseClaims accepts raw exactly when
-// RegisteredClaims does, with the same claims.
+// golang-jwt's ParseUnverified with RegisteredClaims does, with the same
+// claims, and refuses it for the same reason: a missing or unknown alg, or
+// anything else.
 func requireAgrees(t *testing.T, raw string) {
 	t.Helper()
 	want, wantErr := registeredClaims(raw)
 	got, err := ParseClaims(raw)
 	if wantErr != nil {
-		require.Error(t, err, "RegisteredClaims refuses it: %v", wantErr)
+		require.Error(t, err, "ParseUnverified refuses it: %v", wantErr)
+		assert.Equal(t, errors.Is(wantErr, jwt.ErrTokenUnverifiable), strings.Contains(err.Error(), "alg header"),
+			"ParseClaims says %q, ParseUnverified %q", err, wantErr)
 		return
 	}
 	require.NoError(t, err)
@@ -50,6 +56,102 @@ func requireAgrees(t *testing.T, raw string) {
 	assert.Equal(t, want.Audience, got.Audience)
 	assert.True(t, want.Expiry.Equal(got.Expiry), "exp %v, want %v", got.Expiry, want.Expiry)
 	assert.True(t, want.IssuedAt.Equal(got.IssuedAt), "iat %v, want %v", got.IssuedAt, want.IssuedAt)
+}
+
+// jwtOf is a compact JWT of the three parts, each base64url-encoded as
+// they are.
+func jwtOf(header, payload, signature string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString([]byte(signature))
+}
+
+// headerCases are the headers golang-jwt reads by decoding them into a
+// map[string]any and looking up "alg": exact names, repeats, non-strings,
+// escapes, what is not an object, and numbers a float64 cannot hold
+// anywhere in it.
+var headerCases = map[string]string{
+	"rs256":              `{"alg":"RS256","kid":"k","typ":"JWT"}`,
+	"none":               `{"alg":"none"}`,
+	"unknown":            `{"alg":"RS999"}`,
+	"lower case":         `{"alg":"rs256"}`,
+	"name case":          `{"ALG":"RS256"}`,
+	"missing":            `{"typ":"JWT"}`,
+	"empty":              `{}`,
+	"empty alg":          `{"alg":""}`,
+	"number":             `{"alg":256}`,
+	"null alg":           `{"alg":null}`,
+	"last wins unknown":  `{"alg":"RS256","alg":"x"}`,
+	"last wins known":    `{"alg":"x","alg":"ES256"}`,
+	"last wins non-str":  `{"alg":"RS256","alg":["RS256"]}`,
+	"escaped name":       `{"al\u0067":"HS256"}`,
+	"escaped value":      `{"alg":"RS\u0032\u0035\u0036"}`,
+	"invalid utf8":       "{\"alg\":\"RS256\xff\"}",
+	"space":              " \n{ \"alg\" : \"PS256\" } \t",
+	"null":               `null`,
+	"array":              `[]`,
+	"string":             `"RS256"`,
+	"bare number":        `1`,
+	"true":               `true`,
+	"huge number":        `{"alg":"RS256","x":1e400}`,
+	"huge nested":        `{"alg":"RS256","x":[{"y":-1e999}]}`,
+	"tiny number":        `{"alg":"RS256","x":1e-400}`,
+	"number in string":   `{"alg":"RS256","x":"1e400"}`,
+	"escaped quote":      `{"x":"\\\"1e400","alg":"EdDSA"}`,
+	"trailing garbage":   `{"alg":"RS256"}x`,
+	"unclosed":           `{"alg":"RS256"`,
+	"not json":           `alg=RS256`,
+	"nested alg":         `{"x":{"alg":"RS256"}}`,
+	"deep":               `{"x":[[[[[[[[[[[[[[[[[[[[{}]]]]]]]]]]]]]]]]]]],"alg":"HS512"}`,
+	"empty string":       ``,
+	"object in an array": `[{"alg":"RS256"}]`,
+}
+
+// signatureCases are signature parts, as they stand in the token: golang-jwt
+// decodes the signature last, after the alg.
+var signatureCases = []string{"c2ln", "", "a", "!!!", "c2ln\n", "c2ln=", "c2l", "+/+/"}
+
+func TestParseClaimsReadsHeadersAsParseUnverifiedDoes(t *testing.T) {
+	t.Parallel()
+	for name, header := range headerCases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			requireAgrees(t, jwtOf(header, claimCases["kubernetes"], "sig"))
+			requireAgrees(t, jwtOf(header, claimCases["unclosed"], "sig"))
+		})
+	}
+	for _, sig := range signatureCases {
+		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256"}`))
+		p := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"a"}`))
+		requireAgrees(t, h+"."+p+"."+sig)
+	}
+}
+
+// TestParseClaimsHeaderCases pins some of the cases above to outcomes, so
+// that the agreement is not with a reference that has changed.
+func TestParseClaimsHeaderCases(t *testing.T) {
+	t.Parallel()
+	for name, wantAlgError := range map[string]bool{
+		"rs256": false, "escaped value": false, "none": false, "space": false, "null": true,
+		"lower case": true, "name case": true, "last wins unknown": true, "last wins non-str": true,
+		"nested alg": true,
+	} {
+		_, err := ParseClaims(jwtOf(headerCases[name], `{"iss":"a"}`, "sig"))
+		if !wantAlgError {
+			assert.NoError(t, err, name)
+			continue
+		}
+		if assert.Error(t, err, name) {
+			assert.Contains(t, err.Error(), "alg header", name)
+		}
+	}
+	for _, name := range []string{"huge number", "huge nested", "array", "trailing garbage"} {
+		_, err := ParseClaims(jwtOf(headerCases[name], `{"iss":"a"}`, "sig"))
+		if assert.Error(t, err, name) {
+			assert.Contains(t, err.Error(), "not a well-formed JWT", name)
+		}
+	}
+	_, err := ParseClaims(jwtOf(`{"alg":"RS256"}`, `{"iss":"a"}`, "sig")[:len(jwtOf(`{"alg":"RS256"}`, `{"iss":"a"}`, "sig"))-1] + "!")
+	assert.Error(t, err, "a signature that is not base64url")
 }
 
 // claimCases are the ways encoding/json fills a struct that a reader by
@@ -61,6 +163,7 @@ var claimCases = map[string]string{
 	"empty":                `{}`,
 	"space":                " \t\r\n{ \"iss\" : \"a\" ,\n\"exp\" : 1e3 } \n",
 	"null":                 `null`,
+	"null in space":        " null\n",
 	"array":                `[]`,
 	"string":               `"iss"`,
 	"number":               `5`,
@@ -153,5 +256,34 @@ func FuzzParseClaimsAgreesWithRegisteredClaims(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
 		requireAgrees(t, withClaims(payload))
+	})
+}
+
+// FuzzParseClaimsAgreesWithParseUnverified: for any header, claims and
+// signature, ParseClaims agrees with golang-jwt's ParseUnverified.
+func FuzzParseClaimsAgreesWithParseUnverified(f *testing.F) {
+	for _, header := range headerCases {
+		f.Add(header, claimCases["kubernetes"], "sig")
+	}
+	for _, payload := range claimCases {
+		f.Add(`{"alg":"ES256"}`, payload, "")
+	}
+	f.Fuzz(func(t *testing.T, header, payload, signature string) {
+		requireAgrees(t, jwtOf(header, payload, signature))
+	})
+}
+
+// FuzzParseClaimsRawAgreesWithParseUnverified: for any string at all.
+func FuzzParseClaimsRawAgreesWithParseUnverified(f *testing.F) {
+	f.Add(withClaims(claimCases["kubernetes"]))
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("e30.e30.")
+	f.Add("eyJhbGciOiJub25lIn0.bnVsbA.")
+	for _, sig := range signatureCases {
+		f.Add(jwtOf(`{"alg":"HS256"}`, `{"sub":"s"}`, "") + sig)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		requireAgrees(t, raw)
 	})
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // ErrInvalidResponse means the STS answered 200 but the body did not carry a
@@ -73,22 +71,22 @@ type Claims struct {
 // well-formed claims; errors say which is wrong and never include raw or any
 // part of it.
 func ParseClaims(raw string) (Claims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return Claims{}, fmt.Errorf("token is not a JWT (a JWT has 3 dot-separated parts, this has %d)", len(parts))
+	if n := strings.Count(raw, ".") + 1; n != 3 {
+		return Claims{}, fmt.Errorf("token is not a JWT (a JWT has 3 dot-separated parts, this has %d)", n)
 	}
-	for i, name := range [...]string{"header", "claims"} {
-		if parts[i] == "" {
-			return Claims{}, fmt.Errorf("token is not a JWT (its %s part is empty)", name)
+	header, rest, _ := strings.Cut(raw, ".")
+	payload, signature, _ := strings.Cut(rest, ".")
+	for _, p := range [...]struct{ name, part string }{{"header", header}, {"claims", payload}} {
+		if p.part == "" {
+			return Claims{}, fmt.Errorf("token is not a JWT (its %s part is empty)", p.name)
 		}
 	}
 	var rc claimSet
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &rc); err != nil {
-		// jwt's own messages can quote bits of the input (a JSON syntax
-		// error names the offending character, a number error quotes the
-		// number), so only the category is reported.
+	if err := parseUnverified(header, payload, signature, &rc); err != nil {
+		// Only the category is reported: a message about the input could
+		// quote bits of it.
 		what := "it is not a well-formed JWT"
-		if errors.Is(err, jwt.ErrTokenUnverifiable) {
+		if errors.Is(err, errUnverifiable) {
 			what = "its alg header is missing or unknown"
 		}
 		return Claims{}, fmt.Errorf("token is not a usable JWT: %s", what)
