@@ -8,46 +8,53 @@ import (
 	"slices"
 )
 
-// command is one binary in the alternating loop.
+// command is one binary in the alternating loop, in its staged copies.
 type command struct {
 	name string
-	kind string // ours, floor or peer
-	bin  string // for its size
-	make func() proc
+	kind string   // ours, floor or peer
+	bins []string // the staged copies, which the loop takes in turn
+	run  func(bin string) proc
 }
+
+// first is the command run from its first copy, for the measures that do
+// not depend on the copy (instructions, peak RSS).
+func (c command) first() proc { return c.run(c.bins[0]) }
 
 // loopCommands are the cached get and kubelet call, the baselines (the
 // HTTPS+jwt one is the floor every ratio is taken against) and the peers'
-// `version`, which does nothing.
-func loopCommands(h *helperRuns, b baselines, entry string, o options) []command {
+// `version`, which does nothing. staged has each binary's copies, by its
+// first.
+func loopCommands(h *helperRuns, b baselines, entry string, o options, staged map[string][]string) []command {
+	cmd := func(name, kind, bin string, run func(bin string) proc) command {
+		return command{name: name, kind: kind, bins: staged[bin], run: run}
+	}
+	get := func(bin string) proc { return getWith(bin, h.host, h.env) }
 	cmds := []command{
-		{name: "docker-credential-cgr get (cached)", kind: "ours", bin: h.bin, make: func() proc { return h.get(h.env) }},
-		{name: "docker-credential-cgr kubelet (cached)", kind: "ours", bin: h.bin, make: func() proc { return h.kubelet(h.env, "") }},
+		cmd("docker-credential-cgr get (cached)", "ours", h.bin, get),
+		cmd("docker-credential-cgr kubelet (cached)", "ours", o.kubeletBin, func(bin string) proc { return kubeletWith(bin, h.host, h.env, "") }),
 		// Starts, reads its settings as get does, and prints the version:
 		// what the binary costs before a get's own work.
-		{name: "docker-credential-cgr version", kind: "ours", bin: h.bin, make: func() proc {
-			c := exec.Command(h.bin, "version")
+		cmd("docker-credential-cgr version", "ours", o.versionBin, func(bin string) proc {
+			c := exec.Command(bin, "version")
 			c.Env = h.env
 			return proc{c, "docker-credential-cgr"}
-		}},
+		}),
 	}
 	if o.against != "" {
 		cmds = append(cmds,
-			command{name: "against: get (cached)", kind: "ours", bin: o.against, make: func() proc { return getWith(o.against, h.host, h.env) }},
-			command{name: "get (cached), a second copy", kind: "ours", bin: o.helperCopy, make: func() proc { return getWith(o.helperCopy, h.host, h.env) }})
+			cmd("against: get (cached)", "ours", o.against, get),
+			cmd("get (cached), a second copy", "ours", o.helperCopy, get))
 	}
-	file := func(bin string) func() proc {
-		return func() proc { return proc{exec.Command(bin, entry), `"token"`} }
-	}
+	file := func(bin string) proc { return proc{exec.Command(bin, entry), `"token"`} }
 	cmds = append(cmds,
-		command{name: "floor: reads one file", kind: "floor", bin: b.plain, make: file(b.plain)},
-		command{name: "floor: + net/http linked", kind: "floor", bin: b.netHTTP, make: file(b.netHTTP)},
-		command{name: floorName, kind: "floor", bin: b.httpsJWT, make: file(b.httpsJWT)},
+		cmd("floor: reads one file", "floor", b.plain, file),
+		cmd("floor: + net/http linked", "floor", b.netHTTP, file),
+		cmd(floorName, "floor", b.httpsJWT, file),
 	)
 	for _, p := range o.peers {
-		cmds = append(cmds, command{name: p.name + " version", kind: "peer", bin: p.path, make: func() proc {
-			return proc{exec.Command(p.path, "version"), ""}
-		}})
+		cmds = append(cmds, cmd(p.name+" version", "peer", p.path, func(bin string) proc {
+			return proc{exec.Command(bin, "version"), ""}
+		}))
 	}
 	return cmds
 }
@@ -64,7 +71,7 @@ const plainName = "floor: reads one file"
 // runLoop runs every command once per round, in a new random order each
 // round, so that neither drift in the machine's load nor the command run
 // just before (a fixed neighbour was worth a few percent) favours one of
-// them.
+// them, and from each of its copies in turn.
 func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 	samples := make([][]sample, len(cmds))
 	order := make([]int, len(cmds))
@@ -74,7 +81,8 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 	for i := range rounds {
 		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] }) //nolint:gosec // G404: an order to run in, not a secret
 		for _, k := range order {
-			s, err := timeRun(cmds[k].make())
+			c := cmds[k]
+			s, err := timeRun(c.run(c.bins[i%len(c.bins)]))
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", i, cmds[k].name, err)
 			}
@@ -86,7 +94,7 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 	out := make([]commandResult, len(cmds))
 	for i, c := range cmds {
 		r := commandResult{Name: c.name, Kind: c.kind}
-		if fi, err := os.Stat(c.bin); err == nil {
+		if fi, err := os.Stat(c.bins[0]); err == nil {
 			r.SizeBytes = fi.Size()
 		}
 		ms, cpu, toFloor, toPlain, toGet := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
@@ -99,7 +107,7 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 			r.RatioGet = median(toGet)
 		}
 		var err error
-		if r.MaxRSSKiB, err = peakRSS(c.make, rssRuns, nil); err != nil {
+		if r.MaxRSSKiB, err = peakRSS(c.first, rssRuns, nil); err != nil {
 			return nil, fmt.Errorf("%s under %s: %w", c.name, timeBin, err)
 		}
 		r.Ratio = spread{Median: median(toFloor), P10: pct(toFloor, 10), P90: pct(toFloor, 90)}

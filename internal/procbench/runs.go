@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,14 +188,18 @@ func getWith(bin, host string, env []string) proc {
 // kubelet is a kubelet-mode call; saToken, when set, is the pod's
 // service-account token the kubelet passes in service-account mode.
 func (h *helperRuns) kubelet(env []string, saToken string) proc {
-	c := exec.Command(h.bin, "kubelet")
+	return kubeletWith(h.bin, h.host, env, saToken)
+}
+
+func kubeletWith(bin, host string, env []string, saToken string) proc {
+	c := exec.Command(bin, "kubelet")
 	c.Env = env
 	sa := ""
 	if saToken != "" {
 		sa = `,"serviceAccountToken":"` + saToken + `"`
 	}
 	c.Stdin = strings.NewReader(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"` +
-		h.host + `/chainguard/static:latest"` + sa + `}`)
+		host + `/chainguard/static:latest"` + sa + `}`)
 	return proc{c, wantKubelet}
 }
 
@@ -299,17 +304,27 @@ func peakRSS(next func() proc, n int, after func() error) (int64, error) {
 }
 
 // stageAll copies every binary to be timed into one folder, the same way,
-// and points the options at the copies. How a file was written decides
-// how its pages sit in the page cache, and that shows in exec: the same
-// bytes as the Go linker left them (written through mmap) started about
-// 25% slower than a plain copy of them did on the machine in
-// docs/benchmarks.md. Copied alike, the binaries differ only in content.
-func stageAll(work string, helper *string, o *options, b *baselines) error {
+// copies times each, points the options at the first copies and returns
+// every binary's copies, by its first.
+//
+// How a file's pages sit in the page cache shows in exec. The same bytes
+// as the Go linker left them (written through mmap) started about 25%
+// slower than a plain copy of them on the machine in docs/benchmarks.md.
+// Plain copies still differ: with large folios in the page cache, a copy
+// that got them is mapped in fewer page faults, and whether it got them
+// depends on the memory free when it was read. Staged once each, in a
+// fixed order, copies of the same bytes differed by a few percent. So each
+// binary is staged in several copies, one pass over all of them at a
+// time, each pass in a new random order, and the loop takes each copy in
+// turn: what is measured is the binary, not one copy's luck. Every
+// command of the loop has copies of its own (options.kubeletBin).
+func stageAll(work string, helper *string, o *options, b *baselines, copies int) (map[string][]string, error) {
 	dir := filepath.Join(work, "staged")
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	paths := []*string{helper, &b.plain, &b.netHTTP, &b.httpsJWT}
+	o.kubeletBin, o.versionBin = *helper, *helper
+	paths := []*string{helper, &o.kubeletBin, &o.versionBin, &b.plain, &b.netHTTP, &b.httpsJWT}
 	if o.against != "" {
 		o.helperCopy = *helper
 		paths = append(paths, &o.against, &o.helperCopy)
@@ -317,23 +332,36 @@ func stageAll(work string, helper *string, o *options, b *baselines) error {
 	for i := range o.peers {
 		paths = append(paths, &o.peers[i].path)
 	}
-	for i, p := range paths {
-		// One folder per binary keeps each one's own name, which the
-		// helpers use in messages.
-		sub := filepath.Join(dir, fmt.Sprint(i))
-		if err := os.Mkdir(sub, 0o700); err != nil {
-			return err
-		}
-		dst := filepath.Join(sub, filepath.Base(*p))
-		if err := copyFile(*p, dst); err != nil {
-			return fmt.Errorf("staging %s: %w", *p, err)
-		}
-		if err := settle(dst); err != nil {
-			return fmt.Errorf("staging %s: %w", *p, err)
-		}
-		*p = dst
+	staged := make([][]string, len(paths))
+	order := make([]int, len(paths))
+	for i := range order {
+		order[i] = i
 	}
-	return nil
+	for pass := range copies {
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] }) //nolint:gosec // G404: an order, not a secret
+		for _, i := range order {
+			// One folder per copy keeps each binary's own name, which the
+			// helpers use in messages.
+			sub := filepath.Join(dir, fmt.Sprintf("%d-%d", i, pass))
+			if err := os.Mkdir(sub, 0o700); err != nil {
+				return nil, err
+			}
+			dst := filepath.Join(sub, filepath.Base(*paths[i]))
+			if err := copyFile(*paths[i], dst); err != nil {
+				return nil, fmt.Errorf("staging %s: %w", *paths[i], err)
+			}
+			if err := settle(dst); err != nil {
+				return nil, fmt.Errorf("staging %s: %w", *paths[i], err)
+			}
+			staged[i] = append(staged[i], dst)
+		}
+	}
+	byFirst := make(map[string][]string, len(paths))
+	for i, p := range paths {
+		*p = staged[i][0]
+		byFirst[*p] = staged[i]
+	}
+	return byFirst, nil
 }
 
 func copyFile(src, dst string) error {

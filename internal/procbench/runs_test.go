@@ -1,9 +1,12 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestOuterEnvKeepsOnlyWhatTheHelperDoesNotRead(t *testing.T) {
@@ -14,4 +17,39 @@ func TestOuterEnvKeepsOnlyWhatTheHelperDoesNotRead(t *testing.T) {
 		"DOCKER_CONFIG=/d", "XDG_CONFIG_HOME=/x", "SSL_CERT_FILE=/s", "https_proxy=http://p", "NO_PROXY=*",
 	})
 	assert.Equal(t, []string{"PATH=/usr/bin", "LANG=C.UTF-8", "TERM=xterm"}, got)
+}
+
+// TestEveryLoopCommandRunsCopiesOfItsOwn: a copy run more often than once
+// a round runs faster (its pages are still in the processor's caches),
+// so no two commands of the loop may share a staged file, and each has as
+// many copies as asked, with the bytes of what it stands for.
+func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	write := func(name string) string {
+		p := filepath.Join(src, name)
+		require.NoError(t, os.WriteFile(p, []byte(name), 0o600))
+		return p
+	}
+	helper := write("docker-credential-cgr")
+	o := options{against: write("old"), peers: peerFlag{{"peer", write("peer")}}}
+	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt")}
+	staged, err := stageAll(t.TempDir(), &helper, &o, &b, 3)
+	require.NoError(t, err)
+
+	cmds := loopCommands(&helperRuns{bin: helper, host: "registry.example"}, b, "entry", o, staged)
+	seen := map[string]string{}
+	for _, c := range cmds {
+		require.Len(t, c.bins, 3, c.name)
+		for _, bin := range c.bins {
+			if other, ok := seen[bin]; ok {
+				t.Errorf("%s and %s both run %s", other, c.name, bin)
+			}
+			seen[bin] = c.name
+			got, err := os.ReadFile(bin)
+			require.NoError(t, err)
+			assert.Equal(t, string(got), filepath.Base(c.first().cmd.Path) /* the file's name is its content */, c.name)
+		}
+	}
+	assert.Len(t, seen, len(cmds)*3)
 }
