@@ -147,10 +147,11 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 // outerEnv is the environment procbench was started with, less every
 // variable the helper reads (and the Go runtime's settings, which would
 // change what is measured): docker and the kubelet pass a helper their
-// whole environment, and the helper copies all of it at its first
-// getenv (about 1,400 instructions a variable), which the floors never
-// do. A helper run with only its six settings was 2 to 3% faster, paired,
-// with the 41 variables of a shell here.
+// whole environment, and a Go binary copies all of it at its first
+// getenv (about 1,400 instructions a variable). The floors, which inherit
+// procbench's environment, make that copy too (net/http's dependencies
+// read GODEBUG at init); a helper run with only its six settings was 2
+// to 3% faster, paired, with the 41 variables of a shell here.
 func outerEnv(environ []string) []string {
 	return slices.DeleteFunc(environ, func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
