@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -83,18 +82,6 @@ func FuzzServeGetIsCredentialsServe(f *testing.F) {
 		}
 		requireSameAsServe(t, request, username, secret, err)
 	})
-}
-
-// TestAppendJSONStringIsEncodingJSONForEveryByte: each byte, alone and
-// inside a token, comes out as encoding/json writes it.
-func TestAppendJSONStringIsEncodingJSONForEveryByte(t *testing.T) {
-	t.Parallel()
-	for c := range 256 {
-		s := "eyJ" + string([]byte{byte(c)}) + "x.y"
-		want, err := json.Marshal(s)
-		require.NoError(t, err)
-		assert.Equal(t, string(want), string(appendJSONString(nil, s)), "byte %#x", c)
-	}
 }
 
 // failingWriter refuses every write, as a stdout closed by the client
