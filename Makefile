@@ -92,6 +92,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzServeGetIsCredentialsServe$$' -fuzztime=$(FUZZTIME) ./cmd/docker-credential-cgr/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
 	$(GO) test -run='^$$' -fuzz='^FuzzServe$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendResponseIsJSONMarshal$$' -fuzztime=$(FUZZTIME) ./pkg/kubelet/
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendIsEncodingJSON$$' -fuzztime=$(FUZZTIME) ./internal/jsonstr/
 	$(GO) test -run='^$$' -fuzz='^FuzzAddHelpers$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
 	$(GO) test -run='^$$' -fuzz='^FuzzSetSettings$$' -fuzztime=$(FUZZTIME) ./pkg/dockerconfig/
 
