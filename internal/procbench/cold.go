@@ -90,10 +90,12 @@ func (r stsRoute) roundTrip(h *helperRuns) (float64, error) {
 // after delay and at once, and beside each delayed get one delayed round
 // trip from this process. Cold is as when the cached token has run out:
 // the cache folder and the lock file are there, the entry is not (each run
-// removes it). Each get must make exactly one exchange. With against (a
-// build to compare with, as -against gives it), every delayed get is
-// paired with one of against's, in a random order, under the same delay.
-func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against string) (coldResult, error) {
+// removes it). Each get must make exactly one exchange. bins are the
+// helper's staged copies, taken in turn, as the loop takes them. With
+// against (the copies of a build to compare with, as -against gives it),
+// every delayed get is paired with one of against's, in a random order,
+// under the same delay.
+func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, bins, against []string) (coldResult, error) {
 	env := r.helperEnv(h)
 	dir := filepath.Join(h.work, r.name)
 	if _, err := timeRun(h.get(env)); err != nil { // makes the folder and the lock file
@@ -114,7 +116,8 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against s
 		return s.ms, nil
 	}
 	var delayed, direct, minus, rtt, beyond, pairDiff []float64
-	for range runs {
+	for i := range runs {
+		bin := bins[i%len(bins)]
 		h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
 		rt, err := r.roundTrip(h)
 		if err != nil {
@@ -123,28 +126,28 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against s
 		rtt = append(rtt, rt)
 		var ms, other float64
 		order := []*float64{&ms}
-		if against != "" {
+		if len(against) > 0 {
 			// Either may go first: the one after may find more of what
 			// they share in the page cache.
 			order = append(order, &other)
 			rand.Shuffle(2, func(i, j int) { order[i], order[j] = order[j], order[i] }) //nolint:gosec // G404: an order to run in, not a secret
 		}
 		for _, dst := range order {
-			bin := h.bin
+			b := bin
 			if dst == &other {
-				bin = against
+				b = against[i%len(against)]
 			}
 			h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
-			if *dst, err = coldGet(bin); err != nil {
-				return coldResult{}, fmt.Errorf("%s: %w", bin, err)
+			if *dst, err = coldGet(b); err != nil {
+				return coldResult{}, fmt.Errorf("%s: %w", b, err)
 			}
 		}
-		if against != "" {
+		if len(against) > 0 {
 			pairDiff = append(pairDiff, ms-other)
 		}
 		delayed, minus = append(delayed, ms), append(minus, ms-float64(delay.Microseconds())/1000)
 		beyond = append(beyond, ms-rt)
-		if ms, err = coldGet(h.bin); err != nil { // and again with no delay
+		if ms, err = coldGet(bin); err != nil { // and again with no delay
 			return coldResult{}, err
 		}
 		direct = append(direct, ms)
@@ -152,7 +155,7 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, against s
 	res := coldResult{Route: r.name, Runs: runs, DelayMs: float64(delay.Microseconds()) / 1000, DelayedMs: median(delayed),
 		MinusDelay: spread{Median: median(minus), P10: pct(minus, 10), P90: pct(minus, 90)}, DirectMs: median(direct),
 		RoundTripMs: median(rtt), BeyondRoundTrip: spread{Median: median(beyond), P10: pct(beyond, 10), P90: pct(beyond, 90)}}
-	if against != "" {
+	if len(against) > 0 {
 		res.LessAgainst = &spread{Median: median(pairDiff), P10: pct(pairDiff, 10), P90: pct(pairDiff, 90)}
 		fmt.Printf("%s get less against's, paired, each with the STS delayed %.0f ms: median %+.2f ms (p10 %+.2f, p90 %+.2f)\n",
 			r.name, res.DelayMs, res.LessAgainst.Median, res.LessAgainst.P10, res.LessAgainst.P90)

@@ -73,21 +73,9 @@ const plainName = "floor: reads one file"
 // just before (a fixed neighbour was worth a few percent) favours one of
 // them, and from each of its copies in turn.
 func runLoop(cmds []command, rounds int) ([]commandResult, error) {
-	samples := make([][]sample, len(cmds))
-	order := make([]int, len(cmds))
-	for i := range order {
-		order[i] = i
-	}
-	for i := range rounds {
-		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] }) //nolint:gosec // G404: an order to run in, not a secret
-		for _, k := range order {
-			c := cmds[k]
-			s, err := timeRun(c.run(c.bins[i%len(c.bins)]))
-			if err != nil {
-				return nil, fmt.Errorf("round %d, %s: %w", i, cmds[k].name, err)
-			}
-			samples[k] = append(samples[k], s)
-		}
+	samples, err := runRounds(cmds, rounds)
+	if err != nil {
+		return nil, err
 	}
 	floor := samples[slices.IndexFunc(cmds, func(c command) bool { return c.name == floorName })]
 	plain := samples[slices.IndexFunc(cmds, func(c command) bool { return c.name == plainName })]
@@ -115,6 +103,28 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 		out[i] = r
 	}
 	return out, nil
+}
+
+// runRounds times the rounds of runLoop: samples[k] are cmds[k]'s, one a
+// round.
+func runRounds(cmds []command, rounds int) ([][]sample, error) {
+	samples := make([][]sample, len(cmds))
+	order := make([]int, len(cmds))
+	for i := range order {
+		order[i] = i
+	}
+	for i := range rounds {
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] }) //nolint:gosec // G404: an order to run in, not a secret
+		for _, k := range order {
+			c := cmds[k]
+			s, err := timeRun(c.run(c.bins[i%len(c.bins)]))
+			if err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", i, c.name, err)
+			}
+			samples[k] = append(samples[k], s)
+		}
+	}
+	return samples, nil
 }
 
 // rssRuns is how many runs of each command the peak RSS is the median of.

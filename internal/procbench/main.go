@@ -205,7 +205,7 @@ func run(o options) error {
 		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
 			return err
 		}
-		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay, o.against); err != nil {
+		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay, staged[h.bin], staged[o.against]); err != nil {
 			return err
 		}
 		route, closeFront, err := tlsRoute(sb, work)
@@ -213,7 +213,7 @@ func run(o options) error {
 			return err
 		}
 		defer closeFront()
-		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay, o.against); err != nil {
+		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay, staged[h.bin], staged[o.against]); err != nil {
 			return err
 		}
 	}

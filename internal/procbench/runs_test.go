@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,7 +52,39 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 			got, err := os.ReadFile(bin)
 			require.NoError(t, err)
 			assert.Equal(t, string(got), filepath.Base(c.first().cmd.Path) /* the file's name is its content */, c.name)
+			assert.Equal(t, bin, c.run(bin).cmd.Path, "%s runs the copy it is given", c.name)
 		}
 	}
 	assert.Len(t, seen, len(cmds)*3)
+}
+
+// TestRunRoundsTakesEachCopyInTurn: over six rounds, each of a command's
+// three copies runs twice, and only that command's.
+func TestRunRoundsTakesEachCopyInTurn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "ran")
+	var cmds []command
+	for _, name := range []string{"a", "b"} {
+		c := command{name: name, run: func(bin string) proc { return proc{exec.Command(bin), "ok"} }}
+		for i := range 3 {
+			bin := filepath.Join(dir, fmt.Sprintf("%s%d", name, i))
+			require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\necho ok\necho \"$0\" >>"+log+"\n"), 0o700))
+			c.bins = append(c.bins, bin)
+		}
+		cmds = append(cmds, c)
+	}
+	samples, err := runRounds(cmds, 6)
+	require.NoError(t, err)
+	require.Len(t, samples, 2)
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	runs := map[string]int{}
+	for _, line := range strings.Fields(string(b)) {
+		runs[filepath.Base(line)]++
+	}
+	assert.Equal(t, map[string]int{"a0": 2, "a1": 2, "a2": 2, "b0": 2, "b1": 2, "b2": 2}, runs)
+	for _, s := range samples {
+		assert.Len(t, s, 6)
+	}
 }
