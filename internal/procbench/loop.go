@@ -85,12 +85,12 @@ func runLoop(cmds []command, rounds int) ([]commandResult, error) {
 		if fi, err := os.Stat(c.bins[0]); err == nil {
 			r.SizeBytes = fi.Size()
 		}
-		ms, cpu, toFloor, toPlain, toGet := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
+		ms, cpu, faults, toFloor, toPlain, toGet := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
 		for k, s := range samples[i] {
-			ms[k], cpu[k] = s.ms, s.cpuMs
+			ms[k], cpu[k], faults[k] = s.ms, s.cpuMs, s.faults
 			toFloor[k], toPlain[k], toGet[k] = s.ms/floor[k].ms, s.ms/plain[k].ms, s.ms/samples[0][k].ms
 		}
-		r.MedianMs, r.CPUMs = median(ms), median(cpu)
+		r.MedianMs, r.CPUMs, r.Faults = median(ms), median(cpu), median(faults)
 		if i > 0 && c.kind == "ours" {
 			r.RatioGet = median(toGet)
 		}

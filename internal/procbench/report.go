@@ -41,6 +41,7 @@ type commandResult struct {
 	Name, Kind string
 	MedianMs   float64
 	CPUMs      float64 // median user plus system time
+	Faults     float64 // median page faults, minor and major
 	Ratio      spread  // per-round ratio to the floor (HTTPS+jwt)
 	RatioGet   float64 // for our other runs, the median per-round ratio to the cached get (the first command)
 	RatioPlain float64 // median per-round ratio to the binary that only reads one file
@@ -101,9 +102,9 @@ func describeMachine() string {
 
 func (r *results) printLoop() {
 	fmt.Printf("cached runs and peers, %d alternating rounds (ratios are medians of per-round ratios):\n", r.Pairs)
-	fmt.Printf("  %-46s %8s %8s %18s %9s %9s %9s\n", "command", "median", "CPU", "/floor (p10-p90)", "/1 file", "peak RSS", "size")
+	fmt.Printf("  %-46s %8s %8s %7s %18s %9s %9s %9s\n", "command", "median", "CPU", "faults", "/floor (p10-p90)", "/1 file", "peak RSS", "size")
 	for _, c := range r.Loop {
-		fmt.Printf("  %-46s %6.2fms %6.2fms %5.2fx (%.2f-%.2f) %8.2fx %9s %6.2fMiB\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
+		fmt.Printf("  %-46s %6.2fms %6.2fms %7.0f %5.2fx (%.2f-%.2f) %8.2fx %9s %6.2fMiB\n", c.Name, c.MedianMs, c.CPUMs, c.Faults, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
 			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
 	}
 	for _, c := range r.Loop {
@@ -160,9 +161,9 @@ func (r *results) rewriteDoc(path, svg string) error {
 		fmt.Fprintf(&b, "![Cached runs as ratios to the floor, and the wall time of N parallel cold gets](%s)\n\n", baseName(svg))
 	}
 	fmt.Fprintf(&b, "Cached runs, the floors and the peers, %d alternating rounds. Ratios are medians of the per-round ratios; the floor is a stripped Go binary that links an HTTPS client and golang-jwt, never runs them, and reads the cache entry.\n\n", r.Pairs)
-	b.WriteString("| command | median wall | median CPU | ratio to the floor (p10–p90) | ratio to a binary that reads one file | peak RSS | binary size |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| command | median wall | median CPU | median page faults | ratio to the floor (p10–p90) | ratio to a binary that reads one file | peak RSS | binary size |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Loop {
-		fmt.Fprintf(&b, "| %s | %.2f ms | %.2f ms | **%.2f×** (%.2f–%.2f) | %.2f× | %s | %.2f MiB |\n", c.Name, c.MedianMs, c.CPUMs, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
+		fmt.Fprintf(&b, "| %s | %.2f ms | %.2f ms | %.0f | **%.2f×** (%.2f–%.2f) | %.2f× | %s | %.2f MiB |\n", c.Name, c.MedianMs, c.CPUMs, c.Faults, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
 			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
 	}
 	if len(r.Instructions) > 0 {

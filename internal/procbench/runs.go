@@ -214,7 +214,7 @@ type proc struct {
 // system, from wait4), in milliseconds. CPU time is steadier than wall
 // time on a shared machine, and says whether a change cut work or only
 // waiting.
-type sample struct{ ms, cpuMs float64 }
+type sample struct{ ms, cpuMs, faults float64 }
 
 // timeRun starts r and waits for it. A non-zero exit, or stdout without
 // r.want, is an error. Only a failed process's output is shown: a
@@ -227,6 +227,7 @@ func timeRun(r proc) (sample, error) {
 	s := sample{ms: float64(time.Since(t0).Microseconds()) / 1000}
 	if ps := r.cmd.ProcessState; ps != nil {
 		s.cpuMs = float64((ps.UserTime() + ps.SystemTime()).Microseconds()) / 1000
+		s.faults = pageFaults(ps)
 	}
 	name := filepath.Base(r.cmd.Path) + " " + strings.Join(r.cmd.Args[1:], " ")
 	if err != nil {
