@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -131,14 +130,15 @@ func Redact(s string, secrets ...string) string {
 // FlagError is an error of the flag package fit for a message. The flag
 // package quotes what it could not take (an unknown flag's name, a bad
 // value), and a person can paste a token anywhere on a command line: every
-// argument that MightBeSecret, and every JWT, is replaced by Redacted, and
-// a control character by U+FFFD, so that an argument cannot start a line
-// of its own.
+// argument that MightBeSecret (or whose flag name before '=' might be),
+// and every JWT, is replaced by Redacted, and every rune strconv.Quote
+// would escape by U+FFFD, so that an argument can neither start a line of
+// its own nor turn the text around.
 func FlagError(err error, args []string) string {
 	var secrets []string
 	for _, a := range args {
-		_, v, _ := strings.Cut(a, "=")
-		for _, s := range [...]string{a, v} {
+		name, v, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		for _, s := range [...]string{a, name, v} {
 			if MightBeSecret(s) {
 				secrets = append(secrets, s)
 			}
@@ -146,7 +146,7 @@ func FlagError(err error, args []string) string {
 	}
 	msg := RedactJWTs(Redact(err.Error(), secrets...))
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if !strconv.IsPrint(r) {
 			return '\uFFFD'
 		}
 		return r

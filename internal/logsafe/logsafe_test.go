@@ -134,6 +134,7 @@ func TestFlagErrorShowsNoSecretAndNoLineBreak(t *testing.T) {
 	fs.Bool("dry-run", false, "")
 	for _, args := range [][]string{
 		{"--dry-run=" + jwt}, {"--dry-run=" + opaque}, {"-" + opaque}, {"--" + jwt}, {"--no\nsuch"},
+		{"--" + opaque + "=1"}, {"--no\u2028such"}, {"--no\u202esuch"},
 	} {
 		err := fs.Parse(args)
 		require.Error(t, err)
@@ -141,6 +142,8 @@ func TestFlagErrorShowsNoSecretAndNoLineBreak(t *testing.T) {
 		assert.NotContains(t, got, "eyJ", args)
 		assert.NotContains(t, got, "ghp_0123", args)
 		assert.NotContains(t, got, "\n", args)
+		assert.NotContains(t, got, "\u2028", args)
+		assert.NotContains(t, got, "\u202e", args)
 		assert.NotEmpty(t, got)
 	}
 	err := fs.Parse([]string{"--nosuch"})

@@ -201,3 +201,19 @@ func assertNoTokenInFiles(t *testing.T, dir string, tokens ...string) {
 	})
 	require.NoError(t, err)
 }
+
+// TestAnAnnotatedIdentityThatMayBeASecretIsNotShown: an opaque token
+// pasted into the service account's identity annotation passes the
+// identity check (its characters are allowed) and fails at the STS; the
+// error names where the identity came from without showing it.
+func TestAnAnnotatedIdentityThatMayBeASecretIsNotShown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	pod, err := f.sb.Issuer.MintServiceAccountToken("ns", "pod")
+	require.NoError(t, err)
+	const opaque = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+	_, _, err = f.helper(t).PullCredential(context.Background(), Pull{Registry: f.host, ServiceAccountToken: pod, Identity: opaque, IdentitySource: "the annotation"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "from the annotation")
+	assert.NotContains(t, err.Error(), "ghp_0123")
+}

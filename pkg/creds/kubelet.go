@@ -77,7 +77,7 @@ func (h *Helper) pullCredential(ctx context.Context, p Pull) (Credential, error)
 	if err != nil {
 		if p.Identity != "" {
 			// Say where the identity came from: the fix is there.
-			err = fmt.Errorf("identity %s from %s: %w", logsafe.Quote(identity, logsafe.DefaultLimit), source, err)
+			err = fmt.Errorf("identity %s from %s: %w", logsafe.Describe(identity), source, err)
 		}
 		return Credential{}, err
 	}

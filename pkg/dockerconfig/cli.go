@@ -76,6 +76,9 @@ func Run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if s.identity = *identity; s.identity == "" {
 			return fail(2, "--identity is empty; give the id of the identity to assume")
 		}
+		if logsafe.MightBeSecret(s.identity) {
+			return fail(2, "--identity holds a token, not an identity id, which would be saved in the helper's config file; give the id of the identity to assume (chainctl iam identities list)")
+		}
 	}
 	if given["identity-token"] {
 		p, err := tokenFile(*tokenPath)
@@ -299,7 +302,7 @@ func describeSetting(key string, v any) string {
 	case key == "issuer":
 		return exchange.DescribeIssuer(s)
 	case key == "identity_token":
-		if _, err := os.Stat(s); err != nil || strings.Contains(s, "eyJ") {
+		if _, err := os.Stat(s); err != nil {
 			return logsafe.Hidden(s)
 		}
 	}

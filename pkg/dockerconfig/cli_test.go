@@ -307,12 +307,16 @@ func TestRunBadUsage(t *testing.T) {
 		{"--issuer", "ftp://issuer.example.com"},
 		{"--issuer", ""},
 		{"--registry", "https://cgr.dev/x"},
+		{"--identity", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"},
+		{"--identity", "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"},
+		{"--identity", "ghp_0123456789abcdefghijABCDEFGHIJ012345"},
 	} {
 		env := testEnv(t)
 		code, out, errb := run(env, args...)
 		assert.Equal(t, 2, code, "%q", args)
 		assert.Empty(t, out)
 		assert.True(t, strings.HasPrefix(errb, "configure-docker: "), errb)
+		assert.NotContains(t, errb, "eyJzdWIi", "no token in the error")
 		assertMissing(t, dockerPath(env))
 	}
 }

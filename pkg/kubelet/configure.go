@@ -31,7 +31,7 @@ func ParseMode(s string) (Mode, error) {
 	case NodeMode, ServiceAccountMode:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown mode %s: use %s or %s", logsafe.Quote(s, logsafe.DefaultLimit), NodeMode, ServiceAccountMode)
+	return "", fmt.Errorf("unknown mode %s: use %s or %s", logsafe.Describe(s), NodeMode, ServiceAccountMode)
 }
 
 const (
@@ -108,7 +108,7 @@ func supportedList() string {
 // ("v1.33.4", as kubectl get nodes shows it) are read as 1.MINOR too.
 func ParseVersion(s string) (Version, error) {
 	bad := func(why string) (Version, error) {
-		return 0, fmt.Errorf("kubelet version %s %s: use %s", logsafe.Quote(s, logsafe.DefaultLimit), why, supportedList())
+		return 0, fmt.Errorf("kubelet version %s %s: use %s", logsafe.Describe(s), why, supportedList())
 	}
 	parts := strings.Split(strings.TrimPrefix(s, "v"), ".")
 	if len(parts) < 2 || len(parts) > 3 {
@@ -203,7 +203,7 @@ func OptionsFor(mode Mode, v Version, s Settings) (ConfigOptions, error) {
 	if creds.LooksLikeJWT(s.IdentityToken.V) {
 		return o, fmt.Errorf("%s holds a token, which must not go into a kubelet config shared by every node and would expire within the hour; give the path of the token file on the node, or leave it out to use %s", from(s.IdentityToken), creds.DefaultTokenPath)
 	}
-	if creds.LooksLikeJWT(s.Identity.V) {
+	if logsafe.MightBeSecret(s.Identity.V) {
 		return o, fmt.Errorf("%s holds a token, not an identity id, and a kubelet config is shared by every node; give the id of the assumable identity (chainctl iam identities list)", from(s.Identity))
 	}
 	tokenPath, err := absolute(s.IdentityToken.V)

@@ -202,6 +202,8 @@ func TestConfigureBadInput(t *testing.T) {
 		{"token in flag", []string{"--identity-token-file", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity-token-file holds a token"},
 		{"token with its file's newline", nil, map[string]string{"CHAINGUARD_IDENTITY_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n"}, 1, "$CHAINGUARD_IDENTITY_TOKEN holds a token"},
 		{"token as the identity", []string{"--identity", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity holds a token"},
+		{"bearer token as the identity", []string{"--identity", "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 1, "--identity holds a token"},
+		{"opaque token as the identity", []string{"--identity", "ghp_0123456789abcdefghijABCDEFGHIJ012345"}, nil, 1, "--identity holds a token"},
 		{"token as an argument", []string{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}, nil, 2, "unexpected argument (value not shown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,4 +399,20 @@ func TestWriteConfigRefusesBadOptions(t *testing.T) {
 		assert.Error(t, WriteConfig(&out, o), "%+v", o)
 		assert.Empty(t, out.String())
 	}
+}
+
+// TestModeAndVersionErrorsNeverEchoAToken: a token pasted into --mode or
+// --kubelet-version is described by its shape, never shown.
+func TestModeAndVersionErrorsNeverEchoAToken(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "ghp_0123456789abcdefghijABCDEFGHIJ012345"} {
+		_, err := ParseMode(v)
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), v[:8])
+		_, err = ParseVersion(v)
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), v[:8])
+	}
+	_, err := ParseMode("nodes")
+	assert.ErrorContains(t, err, `"nodes"`, "an ordinary mistake is still shown")
 }
