@@ -75,10 +75,7 @@ func runCallgrind(vg string, cmds []command, work string) ([]instrResult, error)
 // print its answer. Only stderr goes into an error: stdout holds a token.
 func callgrindOnce(vg string, c command, file string) (instrResult, error) {
 	p := c.first()
-	args := append([]string{"--tool=callgrind", "--cache-sim=yes", "--callgrind-out-file=" + file, p.cmd.Path}, p.cmd.Args[1:]...)
-	run := exec.Command(vg, args...)
-	run.Env = append(slices.DeleteFunc(slices.Clone(p.cmd.Env), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") }), "GODEBUG=asyncpreemptoff=1")
-	run.Stdin = p.cmd.Stdin
+	run := under(vg, []string{"--tool=callgrind", "--cache-sim=yes", "--callgrind-out-file=" + file}, p, "GODEBUG=asyncpreemptoff=1")
 	var stdout, stderr strings.Builder
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Run(); err != nil {

@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
@@ -65,8 +63,7 @@ func tlsRoute(sb *sandbox.Sandbox, work string) (stsRoute, func(), error) {
 
 // env is the helper's environment for a cold get along r.
 func (r stsRoute) helperEnv(h *helperRuns) []string {
-	env := slices.DeleteFunc(h.withCache(r.name), func(v string) bool { return strings.HasPrefix(v, "CHAINGUARD_ISSUER=") })
-	return append(append(env, "CHAINGUARD_ISSUER="+r.issuer), r.env...)
+	return append(append(h.withCache(r.name), "CHAINGUARD_ISSUER="+r.issuer), r.env...)
 }
 
 // roundTrip is one exchange at the sandbox STS from this process, on a
@@ -124,23 +121,28 @@ func runCold(h *helperRuns, r stsRoute, runs int, delay time.Duration, bins, aga
 			return coldResult{}, fmt.Errorf("a round trip from procbench: %w", err)
 		}
 		rtt = append(rtt, rt)
+		delayedGet := func(bin string) (float64, error) {
+			h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
+			ms, err := coldGet(bin)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", bin, err)
+			}
+			return ms, err
+		}
 		var ms, other float64
-		order := []*float64{&ms}
-		if len(against) > 0 {
+		if len(against) == 0 {
+			ms, err = delayedGet(bin)
+		} else if rand.IntN(2) == 0 { //nolint:gosec // G404: an order to run in, not a secret
 			// Either may go first: the one after may find more of what
 			// they share in the page cache.
-			order = append(order, &other)
-			rand.Shuffle(2, func(i, j int) { order[i], order[j] = order[j], order[i] }) //nolint:gosec // G404: an order to run in, not a secret
+			if ms, err = delayedGet(bin); err == nil {
+				other, err = delayedGet(against[i%len(against)])
+			}
+		} else if other, err = delayedGet(against[i%len(against)]); err == nil {
+			ms, err = delayedGet(bin)
 		}
-		for _, dst := range order {
-			b := bin
-			if dst == &other {
-				b = against[i%len(against)]
-			}
-			h.sb.STS.InjectFaults(sandbox.Fault{Delay: delay})
-			if *dst, err = coldGet(b); err != nil {
-				return coldResult{}, fmt.Errorf("%s: %w", b, err)
-			}
+		if err != nil {
+			return coldResult{}, err
 		}
 		if len(against) > 0 {
 			pairDiff = append(pairDiff, ms-other)

@@ -45,7 +45,9 @@ func loopCommands(h *helperRuns, b baselines, entry string, o options, staged ma
 			cmd("against: get (cached)", "ours", o.against, get),
 			cmd("get (cached), a second copy", "ours", o.helperCopy, get))
 	}
-	file := func(bin string) proc { return proc{exec.Command(bin, entry), `"token"`} }
+	outer := withoutGoSettings(os.Environ())
+	withOuter := func(c *exec.Cmd) *exec.Cmd { c.Env = outer; return c }
+	file := func(bin string) proc { return proc{withOuter(exec.Command(bin, entry)), `"token"`} }
 	cmds = append(cmds,
 		cmd("floor: reads one file", "floor", b.plain, file),
 		cmd("floor: + net/http linked", "floor", b.netHTTP, file),
@@ -53,7 +55,7 @@ func loopCommands(h *helperRuns, b baselines, entry string, o options, staged ma
 	)
 	for _, p := range o.peers {
 		cmds = append(cmds, cmd(p.name+" version", "peer", p.path, func(bin string) proc {
-			return proc{exec.Command(bin, "version"), ""}
+			return proc{withOuter(exec.Command(bin, "version")), ""}
 		}))
 	}
 	return cmds

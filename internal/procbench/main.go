@@ -9,7 +9,9 @@
 //   - fleets of N parallel cold gets, each of which must make exactly one
 //     exchange, and 100 concurrent kubelet-mode calls for 20 service
 //     accounts, which must make exactly 20;
-//   - peak RSS (wait4's rusage) of a cached and a cold get;
+//   - peak RSS (from /usr/bin/time -f %M) of a cached and a cold get, and
+//     each loop command's page faults (wait4's rusage);
+//   - instructions and cache misses under valgrind's callgrind;
 //   - binary sizes.
 //
 // It exits non-zero if any timed run fails or a cached run makes an
@@ -58,7 +60,7 @@ type options struct {
 	helperCopy string
 	// kubeletBin and versionBin are copies of the helper of their own for
 	// the loop's kubelet and version runs: a binary run three times a
-	// round, from one copy, ran its get 4 to 5% faster than a copy run
+	// round, from one copy, ran its get 4 to 6% faster than a copy run
 	// once a round (its pages were still in the processor's caches),
 	// which flattered every ratio to the floor, run once a round.
 	kubeletBin, versionBin string

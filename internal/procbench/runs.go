@@ -145,30 +145,55 @@ func newHelperRuns(sb *sandbox.Sandbox, helper, work string) (*helperRuns, error
 }
 
 // outerEnv is the environment procbench was started with, less every
-// variable the helper reads (and the Go runtime's settings, which would
-// change what is measured): docker and the kubelet pass a helper their
-// whole environment, and a Go binary copies all of it at its first
-// getenv (about 1,400 instructions a variable). The floors, which inherit
-// procbench's environment, make that copy too (net/http's dependencies
-// read GODEBUG at init); a helper run with only its six settings was 2
-// to 3% faster, paired, with the 41 variables of a shell here.
+// variable the helper reads and the Go runtime's settings: docker and the
+// kubelet pass a helper their whole environment, and a Go binary copies
+// all of it at its first getenv (about 1,400 instructions a variable); a
+// helper run with only its six settings was 2 to 3% faster, paired, with
+// the 41 variables of a shell here.
 func outerEnv(environ []string) []string {
-	return slices.DeleteFunc(environ, func(kv string) bool {
+	return slices.DeleteFunc(withoutGoSettings(environ), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
 		switch strings.ToUpper(name) {
 		case "HOME", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
-			"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GODEBUG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT":
+			"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
 			return true
 		}
 		return strings.HasPrefix(name, "CHAINGUARD_") || strings.HasPrefix(name, "ACTIONS_")
 	})
 }
 
+// withoutGoSettings is environ less the Go runtime's settings, which would
+// change what is measured (GOMAXPROCS=1 made a cached get 7% faster). The
+// floors and peers run with procbench's environment less these: as the
+// helper, they copy it all at start-up (net/http's dependencies read
+// GODEBUG at init), and a peer needs what it is usually given (without
+// HOME, amazon-ecr-credential-helper's version took 2.3 times the floor's
+// time, not 1.6).
+func withoutGoSettings(environ []string) []string {
+	return slices.DeleteFunc(environ, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "GODEBUG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT":
+			return true
+		}
+		return false
+	})
+}
+
 // withCache is the environment with the cache in its own folder, dir
 // under the work folder: a cold cache for each fleet and cold run.
+// (os/exec runs a command with the last of two values of one variable.)
 func (h *helperRuns) withCache(dir string) []string {
-	env := slices.DeleteFunc(slices.Clone(h.env), func(v string) bool { return strings.HasPrefix(v, "CHAINGUARD_CACHE_DIR=") })
-	return append(env, "CHAINGUARD_CACHE_DIR="+filepath.Join(h.work, dir))
+	return append(slices.Clone(h.env), "CHAINGUARD_CACHE_DIR="+filepath.Join(h.work, dir))
+}
+
+// under is p's command run by tool (valgrind, /usr/bin/time), which takes
+// the command line after its own arguments, with p's environment and
+// stdin, plus env.
+func under(tool string, toolArgs []string, p proc, env ...string) *exec.Cmd {
+	c := exec.Command(tool, append(append(toolArgs, p.cmd.Path), p.cmd.Args[1:]...)...)
+	c.Env, c.Stdin = append(p.cmd.Environ(), env...), p.cmd.Stdin
+	return c
 }
 
 // wantGet is what a get that answered with a credential prints.
@@ -282,9 +307,7 @@ func peakRSS(next func() proc, n int, after func() error) (int64, error) {
 	var kib []float64
 	for range n {
 		r := next()
-		c := exec.Command(timeBin, append([]string{"-f", "%M", "-o", out.Name(), r.cmd.Path}, r.cmd.Args[1:]...)...)
-		c.Env, c.Stdin = r.cmd.Env, r.cmd.Stdin
-		if _, err := timeRun(proc{c, r.want}); err != nil {
+		if _, err := timeRun(proc{under(timeBin, []string{"-f", "%M", "-o", out.Name()}, r), r.want}); err != nil {
 			return 0, err
 		}
 		if after != nil {

@@ -20,6 +20,9 @@ func TestOuterEnvKeepsOnlyWhatTheHelperDoesNotRead(t *testing.T) {
 		"DOCKER_CONFIG=/d", "XDG_CONFIG_HOME=/x", "SSL_CERT_FILE=/s", "https_proxy=http://p", "NO_PROXY=*",
 	})
 	assert.Equal(t, []string{"PATH=/usr/bin", "LANG=C.UTF-8", "TERM=xterm"}, got)
+	assert.Equal(t, []string{"HOME=/root", "PATH=/usr/bin"},
+		withoutGoSettings([]string{"HOME=/root", "GOMAXPROCS=1", "PATH=/usr/bin", "GOGC=off", "GOMEMLIMIT=1GiB", "GODEBUG=x=1"}),
+		"the floors and peers keep all but the Go runtime's settings")
 }
 
 // TestEveryLoopCommandRunsCopiesOfItsOwn: a copy run more often than once
@@ -40,10 +43,23 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	staged, err := stageAll(t.TempDir(), &helper, &o, &b, 3)
 	require.NoError(t, err)
 
-	cmds := loopCommands(&helperRuns{bin: helper, host: "registry.example"}, b, "entry", o, staged)
+	cmds := loopCommands(&helperRuns{bin: helper, host: "registry.example", env: []string{"HOME=/h"}}, b, "entry", o, staged)
+	// What each command must run: the file's content is its source's name.
+	want := map[string]string{
+		"docker-credential-cgr get (cached)":     "docker-credential-cgr",
+		"docker-credential-cgr kubelet (cached)": "docker-credential-cgr",
+		"docker-credential-cgr version":          "docker-credential-cgr",
+		"against: get (cached)":                  "old",
+		"get (cached), a second copy":            "docker-credential-cgr",
+		"floor: reads one file":                  "plain",
+		"floor: + net/http linked":               "nethttp",
+		floorName:                                "httpsjwt",
+		"peer version":                           "peer",
+	}
 	seen := map[string]string{}
 	for _, c := range cmds {
 		require.Len(t, c.bins, 3, c.name)
+		require.Contains(t, want, c.name)
 		for _, bin := range c.bins {
 			if other, ok := seen[bin]; ok {
 				t.Errorf("%s and %s both run %s", other, c.name, bin)
@@ -51,11 +67,14 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 			seen[bin] = c.name
 			got, err := os.ReadFile(bin)
 			require.NoError(t, err)
-			assert.Equal(t, string(got), filepath.Base(c.first().cmd.Path) /* the file's name is its content */, c.name)
+			assert.Equal(t, want[c.name], string(got), c.name)
 			assert.Equal(t, bin, c.run(bin).cmd.Path, "%s runs the copy it is given", c.name)
 		}
+		// Every command gets its environment explicitly, so that running it
+		// under callgrind or time cannot leave the environment behind.
+		assert.NotNil(t, c.first().cmd.Env, c.name)
 	}
-	assert.Len(t, seen, len(cmds)*3)
+	assert.Len(t, seen, len(want)*3)
 }
 
 // TestRunRoundsTakesEachCopyInTurn: over six rounds, each of a command's
@@ -87,4 +106,19 @@ func TestRunRoundsTakesEachCopyInTurn(t *testing.T) {
 	for _, s := range samples {
 		assert.Len(t, s, 6)
 	}
+}
+
+// TestUnderKeepsTheCommandLineEnvironmentAndStdin: a command run by
+// valgrind or time keeps its arguments, environment and stdin, and a
+// variable given again takes the new value.
+func TestUnderKeepsTheCommandLineEnvironmentAndStdin(t *testing.T) {
+	t.Parallel()
+	c := exec.Command("/bin/helper", "get", "x")
+	c.Env = []string{"A=1", "GODEBUG=gctrace=1"}
+	c.Stdin = strings.NewReader("host")
+	u := under("/usr/bin/time", []string{"-f", "%M"}, proc{c, ""}, "GODEBUG=asyncpreemptoff=1")
+	assert.Equal(t, []string{"/usr/bin/time", "-f", "%M", "/bin/helper", "get", "x"}, u.Args)
+	assert.Contains(t, u.Env, "A=1")
+	assert.Equal(t, c.Stdin, u.Stdin)
+	assert.Equal(t, "GODEBUG=asyncpreemptoff=1", u.Env[len(u.Env)-1], "the last value of a variable is the one os/exec passes")
 }
