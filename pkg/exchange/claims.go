@@ -23,7 +23,8 @@ import (
 // cached get reads its caller's claims from the ambient token in a process
 // that lives for one call, where that first use of reflection is most of
 // the cost: ParseClaims took 95,000 of a cached get's 1,040,000
-// instructions through ParseUnverified with claimSet, and 60,000 this way,
+// instructions through ParseUnverified (with claimSet as its jwt.Claims),
+// and 60,000 this way,
 // most of them checking the JSON and decoding base64 (callgrind). golang-jwt
 // still names the algorithms it knows (jwt.GetSigningMethod), and is the
 // reference: the tests hold this to ParseUnverified with
@@ -48,11 +49,10 @@ func parseUnverified(header, payload, signature string, rc *claimSet) error {
 	if b, ok = decode(payload); !ok || !json.Valid(b) {
 		return errMalformed
 	}
-	// encoding/json hands UnmarshalJSON the value without the white space
-	// around it, and a null never reaches it: it leaves the claims unset.
-	if b = trimSpace(b); string(b) != "null" {
-		if err := rc.UnmarshalJSON(b); err != nil {
-			return errMalformed
+	// Claims that are null leave them unset, as encoding/json does.
+	if r := (reader{b: b}); r.peek() != 'n' {
+		if err := rc.read(b); err != nil {
+			return err
 		}
 	}
 	if alg == "" || jwt.GetSigningMethod(alg) == nil {
@@ -138,57 +138,37 @@ func numbersFit(b []byte) bool {
 	return true
 }
 
-// trimSpace drops JSON white space from both ends of b.
-func trimSpace(b []byte) []byte {
-	isSpace := func(ch byte) bool { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' }
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// claimSet holds the registered claims, as jwt.RegisteredClaims holds
-// them, read without reflection by its UnmarshalJSON. What it accepts, and
-// the values it gives, are those of jwt.RegisteredClaims:
+// claimSet is the Claims that read reads. What it accepts, and the values
+// it gives, are those of jwt.RegisteredClaims:
 // FuzzParseClaimsAgreesWithRegisteredClaims holds it to that.
-type claimSet struct {
-	iss, sub, jti string
-	aud           jwt.ClaimStrings
-	exp, nbf, iat *jwt.NumericDate
-}
+type claimSet struct{ Claims }
 
-// errClaims is what the reader returns for claims jwt.RegisteredClaims would
-// refuse. ParseClaims reports only that the token is malformed, so one
-// error serves.
-var errClaims = errors.New("claims are not those of a JWT")
-
-// UnmarshalJSON reads the members of the claims object that
+// read reads the members of the claims object b, well-formed JSON, that
 // jwt.RegisteredClaims has fields for, as encoding/json would fill them:
 // names match exactly or else case-insensitively, the last of a repeated
 // name wins, null leaves a string as it was and clears a time, a time may
-// be a number or a string holding one. Other members are skipped.
-func (c *claimSet) UnmarshalJSON(b []byte) error {
+// be a number or a string holding one. jti and nbf are not kept, but a
+// token whose jti or nbf RegisteredClaims refuses is refused. Other
+// members are skipped.
+func (c *claimSet) read(b []byte) error {
 	r := reader{b: b}
 	if !r.skip('{') {
-		return errClaims
+		return errMalformed
 	}
 	if r.skip('}') {
 		return r.end()
 	}
 	for {
 		if r.peek() != '"' {
-			return errClaims
+			return errMalformed
 		}
 		name, ok := r.value()
 		if !ok || !r.skip(':') {
-			return errClaims
+			return errMalformed
 		}
 		v, ok := r.value()
 		if !ok {
-			return errClaims
+			return errMalformed
 		}
 		if err := c.set(name, v); err != nil {
 			return err
@@ -197,7 +177,7 @@ func (c *claimSet) UnmarshalJSON(b []byte) error {
 			return r.end()
 		}
 		if !r.skip(',') {
-			return errClaims
+			return errMalformed
 		}
 	}
 }
@@ -211,19 +191,19 @@ func (c *claimSet) set(rawName, v []byte) error {
 	}
 	switch claimName(name) {
 	case "iss":
-		return setString(&c.iss, v)
+		return setString(&c.Issuer, v)
 	case "sub":
-		return setString(&c.sub, v)
+		return setString(&c.Subject, v)
 	case "jti":
-		return setString(&c.jti, v)
+		return setString(new(string), v)
 	case "aud":
-		return setAudience(&c.aud, v)
+		return setAudience(&c.Audience, v)
 	case "exp":
-		return setDate(&c.exp, v)
+		return setDate(&c.Expiry, v)
 	case "nbf":
-		return setDate(&c.nbf, v)
+		return setDate(new(time.Time), v)
 	case "iat":
-		return setDate(&c.iat, v)
+		return setDate(&c.IssuedAt, v)
 	}
 	return nil
 }
@@ -255,12 +235,12 @@ func setString(dst *string, v []byte) error {
 		}
 		return err
 	}
-	return errClaims
+	return errMalformed
 }
 
 // setAudience reads aud as jwt.ClaimStrings does: a string, or an array of
 // nothing but strings.
-func setAudience(dst *jwt.ClaimStrings, v []byte) error {
+func setAudience(dst *[]string, v []byte) error {
 	switch v[0] {
 	case 'n':
 		return nil // null leaves aud as it was
@@ -270,23 +250,23 @@ func setAudience(dst *jwt.ClaimStrings, v []byte) error {
 		if err := setString(&s, v); err != nil {
 			return err
 		}
-		*dst = jwt.ClaimStrings{s}
+		*dst = []string{s}
 		return nil
 	}
 	r := reader{b: v}
 	r.skip('[')
-	var aud jwt.ClaimStrings
+	var aud []string
 	if r.skip(']') {
 		*dst = aud
 		return nil
 	}
 	for {
 		if r.peek() != '"' {
-			return errClaims
+			return errMalformed
 		}
 		e, ok := r.value()
 		if !ok {
-			return errClaims
+			return errMalformed
 		}
 		s, err := jsonString(e)
 		if err != nil {
@@ -298,38 +278,38 @@ func setAudience(dst *jwt.ClaimStrings, v []byte) error {
 			return nil
 		}
 		if !r.skip(',') {
-			return errClaims
+			return errMalformed
 		}
 	}
 }
 
 // setDate reads a time as jwt.NumericDate does: seconds since the epoch,
-// a JSON number or a string holding one, kept to the second.
-func setDate(dst **jwt.NumericDate, v []byte) error {
-	var num string
+// a JSON number or a string holding one, kept to the second; null is no
+// time.
+func setDate(dst *time.Time, v []byte) error {
+	var d jwt.NumericDate
 	switch {
 	case v[0] == 'n':
-		*dst = nil
+		*dst = time.Time{}
 		return nil
 	case v[0] == '"':
-		// Rare enough to leave to encoding/json, which knows which
-		// strings hold a JSON number.
-		var n json.Number
-		if err := json.Unmarshal(v, &n); err != nil {
-			return errClaims
+		// Rare: golang-jwt's own reading, through encoding/json, which
+		// knows which strings hold a JSON number.
+		if err := d.UnmarshalJSON(v); err != nil {
+			return errMalformed
 		}
-		num = n.String()
 	case v[0] == '-' || '0' <= v[0] && v[0] <= '9':
-		num = string(v)
+		// NumericDate.UnmarshalJSON's arithmetic, without its reflection.
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return errMalformed
+		}
+		whole, frac := math.Modf(f)
+		d = *jwt.NewNumericDate(time.Unix(int64(whole), int64(frac*1e9)))
 	default:
-		return errClaims
+		return errMalformed
 	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return errClaims
-	}
-	whole, frac := math.Modf(f)
-	*dst = jwt.NewNumericDate(time.Unix(int64(whole), int64(frac*1e9)))
+	*dst = d.Time
 	return nil
 }
 
@@ -338,14 +318,14 @@ func setDate(dst **jwt.NumericDate, v []byte) error {
 // escapes and of invalid UTF-8 this must match.
 func jsonString(v []byte) (string, error) {
 	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-		return "", errClaims
+		return "", errMalformed
 	}
 	inner := v[1 : len(v)-1]
 	for _, ch := range inner {
 		if ch == '\\' || ch == '"' || ch < 0x20 || ch >= 0x80 {
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return "", errClaims
+				return "", errMalformed
 			}
 			return s, nil
 		}
@@ -393,7 +373,7 @@ func (r *reader) skip(ch byte) bool {
 // end reports whether only white space is left.
 func (r *reader) end() error {
 	if r.peek() != 0 || r.i != len(r.b) {
-		return errClaims
+		return errMalformed
 	}
 	return nil
 }

@@ -91,14 +91,7 @@ func ParseClaims(raw string) (Claims, error) {
 		}
 		return Claims{}, fmt.Errorf("token is not a usable JWT: %s", what)
 	}
-	c := Claims{Issuer: rc.iss, Subject: rc.sub, Audience: rc.aud}
-	if rc.exp != nil {
-		c.Expiry = rc.exp.Time
-	}
-	if rc.iat != nil {
-		c.IssuedAt = rc.iat.Time
-	}
-	return c, nil
+	return rc.Claims, nil
 }
 
 // ParseToken reads a token the STS issued, with ParseClaims, and checks
