@@ -98,36 +98,59 @@ func hasJWTShape(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
-// readTokenFile reads a token file. Links are followed (the kubelet's
-// projected tokens are symlinks into a ..data folder), but only a regular
-// file is opened, without blocking: a FIFO, socket or device fails at once.
-// source names the file in messages.
+// readTokenFile reads a token file; source names the file in messages.
 func readTokenFile(path, source string) (AmbientToken, error) {
+	s, fail := readTokenText(path)
+	if fail != nil {
+		return AmbientToken{}, fail(source)
+	}
+	return ParseAmbientToken(s, source)
+}
+
+// readTokenText reads the text of a token file, white space trimmed. Links
+// are followed (the kubelet's projected tokens are symlinks into a ..data
+// folder), but only a regular file is opened, without blocking: a FIFO,
+// socket or device fails at once. On failure it returns the error to give,
+// for the file as the caller names it: how to name it may depend on the
+// failure, and the file is read once whatever the name.
+func readTokenText(path string) (string, func(source string) error) {
 	f, fi, err := openRegular(path, true)
 	if err != nil {
 		var nr *notRegularError
 		var pe *fs.PathError
 		switch {
 		case errors.As(err, &nr):
-			return AmbientToken{}, fmt.Errorf("%w: %s is %s, not a regular file; point it at the token file itself", ErrBadAmbientToken, source, logsafe.FileKind(nr.mode))
+			return "", func(source string) error {
+				return fmt.Errorf("%w: %s is %s, not a regular file; point it at the token file itself", ErrBadAmbientToken, source, logsafe.FileKind(nr.mode))
+			}
 		case errors.Is(err, fs.ErrNotExist):
-			return AmbientToken{}, fmt.Errorf("%w: %s does not exist; check the path: %w", ErrBadAmbientToken, source, fs.ErrNotExist)
+			return "", func(source string) error {
+				return fmt.Errorf("%w: %s does not exist; check the path: %w", ErrBadAmbientToken, source, fs.ErrNotExist)
+			}
 		case errors.As(err, &pe):
 			err = pe.Err // its text repeats the path unquoted
 		}
-		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w; check the path and its permissions", ErrBadAmbientToken, source, err)
+		return "", func(source string) error {
+			return fmt.Errorf("%w: cannot read %s: %w; check the path and its permissions", ErrBadAmbientToken, source, err)
+		}
 	}
 	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	b, err := readSized(f, fi.Size(), maxTokenSize+1)
-	if err != nil {
-		return AmbientToken{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadAmbientToken, source, err)
-	}
-	if len(b) > maxTokenSize {
-		return AmbientToken{}, fmt.Errorf("%w: %s is larger than %d bytes, so it is not a token file", ErrBadAmbientToken, source, maxTokenSize)
+	switch {
+	case err != nil:
+		return "", func(source string) error {
+			return fmt.Errorf("%w: cannot read %s: %w", ErrBadAmbientToken, source, err)
+		}
+	case len(b) > maxTokenSize:
+		return "", func(source string) error {
+			return fmt.Errorf("%w: %s is larger than %d bytes, so it is not a token file", ErrBadAmbientToken, source, maxTokenSize)
+		}
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return AmbientToken{}, fmt.Errorf("%w: %s is empty; the token has not been written yet, or the wrong file is named", ErrBadAmbientToken, source)
+		return "", func(source string) error {
+			return fmt.Errorf("%w: %s is empty; the token has not been written yet, or the wrong file is named", ErrBadAmbientToken, source)
+		}
 	}
-	return ParseAmbientToken(s, source)
+	return s, nil
 }

@@ -5,6 +5,7 @@ package creds
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -120,12 +121,18 @@ func TestParseEntryReadsWhatStoreWrites(t *testing.T) {
 	assert.True(t, got.Expiry.Equal(tok.Expiry))
 }
 
+// compactJWT is what a cache entry's token must be, written out apart from
+// entryToken: "eyJ", then three parts of base64url characters, the
+// signature not empty.
+var compactJWT = regexp.MustCompile(`^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$`)
+
 // FuzzAppendEntryIsJSONMarshal: appendEntry writes what json.Marshal writes
 // for the entry, for any token it accepts, and it accepts exactly the
 // tokens parseEntry reads back.
 func FuzzAppendEntryIsJSONMarshal(f *testing.F) {
 	f.Add("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln", int64(1893456000), int64(0), "UTC")
 	f.Add("eyJ.a\n.b", int64(1), int64(999999999), "Local")
+	f.Add("eyJ.a.", int64(1893456000), int64(0), "UTC") // no signature
 	f.Add(`eyJ"}`, int64(253402300799), int64(1), "")
 	f.Add("eyAiYWxnIjoiUlMyNTYifQ.eyJleHAiOjF9.c2ln", int64(1893456000), int64(0), "UTC") // { "alg": a header with a space
 	f.Fuzz(func(t *testing.T, raw string, sec, nsec int64, zone string) {
@@ -138,7 +145,10 @@ func FuzzAppendEntryIsJSONMarshal(f *testing.F) {
 		// wrote with an expiry nothing refuses.
 		probe, merr := json.Marshal(cacheEntry{Token: raw, Expiry: time.Unix(1893456000, 0).UTC()})
 		require.NoError(t, merr)
-		if _, perr := parseEntry(probe); perr != nil {
+		_, perr := parseEntry(probe)
+		// Both share entryToken; this holds it to the rule written out.
+		assert.Equal(t, compactJWT.MatchString(raw), perr == nil, "parseEntry and the compact-JWT rule disagree: %v", perr)
+		if perr != nil {
 			require.Error(t, err, "stored a token parseEntry refuses: %v", perr)
 			return
 		}

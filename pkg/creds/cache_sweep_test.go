@@ -117,9 +117,11 @@ func TestCacheSweepIsBoundedAndRunsAfterAStore(t *testing.T) {
 	assert.Equal(t, left, count(), "a cache hit does not sweep")
 }
 
-// TestStoreSweepsItsOwnKeysLeftovers: a store passes over its own entry and
-// lock file, not a temporary file of the same key that a killed process
-// left; with one identity per folder, nothing else would ever remove it.
+// TestStoreSweepsItsOwnKeysLeftovers: a store's sweep passes over its own
+// entry and lock file (a saving only: it would keep them anyway, the entry
+// fresh and the lock held, so no test can see the skip), but not a
+// temporary file of the same key that a killed process left; with one
+// identity per folder, nothing else would ever remove it.
 func TestStoreSweepsItsOwnKeysLeftovers(t *testing.T) {
 	t.Parallel()
 	now := time.Now().Add(24 * time.Hour)

@@ -115,12 +115,12 @@ func checkIssued(tok exchange.Token, now time.Time) error {
 	return nil
 }
 
-// withValue names a setting with its value in brackets, described as
-// logsafe.Describe does (which brackets a hidden value itself).
+// withValue names a setting with its value in brackets: quoted, or hidden
+// when it might be a secret, as logsafe.Describe does (logsafe.Hidden
+// brings its own brackets).
 func withValue(setting, v string) string {
-	d := logsafe.Describe(v)
-	if strings.HasPrefix(d, "(") {
-		return setting + " " + d
+	if logsafe.MightBeSecret(v) {
+		return setting + " " + logsafe.Hidden(v)
 	}
-	return setting + " (" + d + ")"
+	return setting + " (" + logsafe.Quote(v, logsafe.DefaultLimit) + ")"
 }

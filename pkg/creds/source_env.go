@@ -38,25 +38,23 @@ func readIdentityTokenFile(v string) (AmbientToken, error) {
 	const setting = "CHAINGUARD_IDENTITY_TOKEN"
 	// A file that reads is a path that exists, so it is named as one;
 	// working out how to name anything else costs a stat, on errors only.
-	tok, err := readTokenFile(v, setting+" file "+logsafe.Quote(v, pathLimit))
-	if err == nil {
-		return tok, nil
+	text, fail := readTokenText(v)
+	if fail == nil {
+		return ParseAmbientToken(text, setting+" file "+logsafe.Quote(v, pathLimit))
 	}
 	// Only a value that exists as a file is shown: it is a path, not a
-	// pasted secret, and the error that names it stands (the file is not
-	// read twice). Anything else may be (part of) a token, whatever it
+	// pasted secret. Anything else may be (part of) a token, whatever it
 	// looks like, and is described by its shape.
 	if _, lerr := os.Lstat(v); lerr == nil {
-		return tok, err
+		return AmbientToken{}, fail(setting + " file " + logsafe.Quote(v, pathLimit))
 	}
 	shown := "(value not shown: " + logsafe.Shape(v) + pathHint(v) + ")"
 	if dir := existingParent(v); dir != "" {
 		// What exists is a path too, and says where the typo is.
 		shown += "; the longest leading part of it that exists is the folder " + logsafe.Quote(dir, pathLimit)
 	}
-	tok, err = readTokenFile(v, setting+" file "+shown)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return tok, err
+	if err := fail(setting + " file " + shown); !errors.Is(err, fs.ErrNotExist) {
+		return AmbientToken{}, err
 	}
 	hint := "set it to the token itself or to the path of a file holding it (surrounding white space is ignored)"
 	if strings.Contains(v, "eyJ") {
