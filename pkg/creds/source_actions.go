@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 // actionsSource asks the GitHub Actions runtime for an ID token with the
@@ -52,7 +53,7 @@ func (s actionsSource) Provide(ctx context.Context) (AmbientToken, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
+	resp, err := exchange.NoRedirects(s.client).Do(req) // the request token goes with it
 	if err != nil {
 		return AmbientToken{}, fmt.Errorf("%w: cannot reach the GitHub Actions token endpoint %s: %w", ErrNoAmbientToken, logsafe.Quote(u.Host, pathLimit), errors.Unwrap(err))
 	}

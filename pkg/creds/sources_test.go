@@ -3,9 +3,11 @@ package creds
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -113,4 +115,22 @@ func TestAmbientSourcesFollowTheConfig(t *testing.T) {
 	_, keyed = s.(cacheKeyer)
 	assert.False(t, keyed, "%s is keyed by the token's issuer and subject", s)
 	assert.Equal(t, strconv.Quote(projected), s.String())
+}
+
+// TestActionsTokenRequestFollowsNoRedirect: the request token goes with the
+// request, and Go would copy it to a redirect on the same host name, even
+// to plain http; the helper's own client follows redirects elsewhere.
+func TestActionsTokenRequestFollowsNoRedirect(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Bool
+	there := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Store(true) }))
+	t.Cleanup(there.Close)
+	runner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, there.URL+"/token", http.StatusFound)
+	}))
+	t.Cleanup(runner.Close)
+	_, err := actionsSource{url: runner.URL + "/token", token: "request-token", client: &http.Client{}}.Provide(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "302")
+	assert.False(t, followed.Load(), "the redirect was followed")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/logsafe"
 	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 // maxBody caps what is read of a registry's or realm's answer.
@@ -51,12 +52,9 @@ func checkRegistries(st *state) result {
 	return ok("every served registry accepted the token", details...)
 }
 
-// noRedirects is the registry check's client. A redirect is never
-// followed: Go copies Authorization to a redirect on the same host name
-// whatever its scheme, so an https registry or realm answering with an
-// http:// Location would get the token in clear text. The exchange's
-// client refuses redirects for the same reason.
-var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// noRedirects is the registry check's client: the token goes with its
+// requests, so no redirect is followed (see exchange.NoRedirects).
+var noRedirects = exchange.NoRedirects(nil)
 
 // pingRegistry authenticates to host's /v2/ with user and secret through
 // the registry's challenge, and says how.
@@ -243,5 +241,14 @@ func loopback(hostport string) bool {
 // answered is an answer's code and its standard text, never the server's
 // own reason phrase, which is text it chose.
 func answered(resp answer) string {
-	return fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	s := fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if resp.StatusCode/100 == 3 {
+		// Docker would follow it; say why doctor did not.
+		to := "elsewhere"
+		if u, err := url.Parse(resp.Header.Get("Location")); err == nil && u.Host != "" {
+			to = "to " + quote(u.Scheme+"://"+u.Host)
+		}
+		s += " (a redirect " + to + ", not followed: the token would go with it)"
+	}
+	return s
 }

@@ -67,5 +67,7 @@ func TestRegistryCheckFollowsNoRedirect(t *testing.T) {
 	_, err := realmToken(context.Background(), "registry", map[string]string{"realm": realm.URL + "/token"}, "_token", "secret")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "302")
+	assert.Contains(t, err.Error(), "not followed", "says why docker would get further")
+	assert.Contains(t, err.Error(), there.URL[len("http://"):], "names where it pointed")
 	assert.False(t, followed.Load(), "the redirect was followed")
 }

@@ -168,10 +168,23 @@ func New(issuer string, opts ...Option) (*Client, error) {
 	case c.retryCap < 0:
 		return nil, fmt.Errorf("exchange: the Retry-After cap must not be negative, got %s", c.retryCap)
 	}
-	hc := *c.http // a copy: the caller's client keeps its own redirect policy
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.http = &hc
+	c.http = NoRedirects(c.http)
 	return c, nil
+}
+
+// NoRedirects is a copy of hc (http.DefaultClient's settings if nil) that
+// never follows a redirect, for every request that carries a secret: Go
+// copies Authorization to a redirect on the same host name whatever its
+// scheme, so an https endpoint answering with an http:// Location would
+// get the secret in clear text. The caller's client keeps its own policy.
+func NoRedirects(hc *http.Client) *http.Client {
+	c := &http.Client{}
+	if hc != nil {
+		c2 := *hc
+		c = &c2
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
 // parseIssuer checks that issuer is a URL the subject token may be sent to.

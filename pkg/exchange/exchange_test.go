@@ -902,3 +902,18 @@ func TestUnparsableRedirectShowsNoUserInfo(t *testing.T) {
 	assert.Contains(t, err.Error(), "a redirect whose Location header is not a URL")
 	assert.NotContains(t, err.Error(), "pw-secret")
 }
+
+// TestNoRedirectsLeavesTheCallersClient: the copy refuses redirects, the
+// client it was made from keeps its own policy, and nil is a default
+// client.
+func TestNoRedirectsLeavesTheCallersClient(t *testing.T) {
+	t.Parallel()
+	own := &http.Client{Timeout: time.Minute}
+	c := NoRedirects(own)
+	assert.Nil(t, own.CheckRedirect)
+	assert.Equal(t, time.Minute, c.Timeout)
+	for _, c := range []*http.Client{c, NoRedirects(nil)} {
+		require.NotNil(t, c.CheckRedirect)
+		assert.ErrorIs(t, c.CheckRedirect(nil, nil), http.ErrUseLastResponse)
+	}
+}
