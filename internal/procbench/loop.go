@@ -22,39 +22,38 @@ func (c command) first() proc { return c.run(c.bins[0]) }
 
 // loopCommands are the cached get and kubelet call, the baselines (the
 // HTTPS+jwt one is the floor every ratio is taken against) and the peers'
-// `version`, which does nothing. staged has each binary's copies, by its
-// first.
-func loopCommands(h *helperRuns, b baselines, entry string, o options, staged map[string][]string) []command {
-	cmd := func(name, kind, bin string, run func(bin string) proc) command {
-		return command{name: name, kind: kind, bins: staged[bin], run: run}
+// `version`, which does nothing, each from its staged copies.
+func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
+	cmd := func(name, kind string, bins []string, run func(bin string) proc) command {
+		return command{name: name, kind: kind, bins: bins, run: run}
 	}
 	get := func(bin string) proc { return getWith(bin, h.host, h.env) }
 	cmds := []command{
-		cmd("docker-credential-cgr get (cached)", "ours", h.bin, get),
-		cmd("docker-credential-cgr kubelet (cached)", "ours", o.kubeletBin, func(bin string) proc { return kubeletWith(bin, h.host, h.env, "") }),
+		cmd("docker-credential-cgr get (cached)", "ours", st.get, get),
+		cmd("docker-credential-cgr kubelet (cached)", "ours", st.kubelet, func(bin string) proc { return kubeletWith(bin, h.host, h.env, "") }),
 		// Starts, reads its settings as get does, and prints the version:
 		// what the binary costs before a get's own work.
-		cmd("docker-credential-cgr version", "ours", o.versionBin, func(bin string) proc {
+		cmd("docker-credential-cgr version", "ours", st.version, func(bin string) proc {
 			c := exec.Command(bin, "version")
 			c.Env = h.env
 			return proc{c, "docker-credential-cgr"}
 		}),
 	}
-	if o.against != "" {
+	if st.against != nil {
 		cmds = append(cmds,
-			cmd("against: get (cached)", "ours", o.against, get),
-			cmd("get (cached), a second copy", "ours", o.helperCopy, get))
+			cmd("against: get (cached)", "ours", st.against, get),
+			cmd("get (cached), a second copy", "ours", st.again, get))
 	}
 	outer := withoutGoSettings(os.Environ())
 	withOuter := func(c *exec.Cmd) *exec.Cmd { c.Env = outer; return c }
 	file := func(bin string) proc { return proc{withOuter(exec.Command(bin, entry)), `"token"`} }
 	cmds = append(cmds,
-		cmd("floor: reads one file", "floor", b.plain, file),
-		cmd("floor: + net/http linked", "floor", b.netHTTP, file),
-		cmd(floorName, "floor", b.httpsJWT, file),
+		cmd("floor: reads one file", "floor", st.plain, file),
+		cmd("floor: + net/http linked", "floor", st.netHTTP, file),
+		cmd(floorName, "floor", st.httpsJWT, file),
 	)
-	for _, p := range o.peers {
-		cmds = append(cmds, cmd(p.name+" version", "peer", p.path, func(bin string) proc {
+	for i, p := range o.peers {
+		cmds = append(cmds, cmd(p.name+" version", "peer", st.peers[i], func(bin string) proc {
 			return proc{withOuter(exec.Command(bin, "version")), ""}
 		}))
 	}

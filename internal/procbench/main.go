@@ -54,18 +54,8 @@ func (p *peerFlag) Set(v string) error {
 // options are the command line.
 type options struct {
 	helper, against string
-	// helperCopy is a second copy of the helper, timed beside -against:
-	// its ratio to the first copy is what the same bytes differ by in
-	// this run, the noise a before/after ratio must beat.
-	helperCopy string
-	// kubeletBin and versionBin are copies of the helper of their own for
-	// the loop's kubelet and version runs: a binary run three times a
-	// round, from one copy, ran its get 4 to 6% faster than a copy run
-	// once a round (its pages were still in the processor's caches),
-	// which flattered every ratio to the floor, run once a round.
-	kubeletBin, versionBin string
-	peers                  peerFlag
-	pairs, coldRuns        int
+	peers           peerFlag
+	pairs, coldRuns int
 	// copies is how many copies of each binary the loop takes in turn.
 	copies       int
 	loopOnly     bool
@@ -184,7 +174,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	staged, err := stageAll(work, &helper, &o, &bases, o.copies)
+	st, err := stageAll(work, helper, o, bases, o.copies)
 	if err != nil {
 		return err
 	}
@@ -193,7 +183,7 @@ func run(o options) error {
 		return err
 	}
 	defer sb.Close()
-	h, err := newHelperRuns(sb, helper, work)
+	h, err := newHelperRuns(sb, st.get[0], work)
 	if err != nil {
 		return err
 	}
@@ -207,7 +197,7 @@ func run(o options) error {
 		if res.Kubelet, err = runKubeletFleet(h, 20, 100); err != nil {
 			return err
 		}
-		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay, staged[h.bin], staged[o.against]); err != nil {
+		if res.Cold, err = runCold(h, plainRoute(sb), o.coldRuns, o.delay, st.get, st.against); err != nil {
 			return err
 		}
 		route, closeFront, err := tlsRoute(sb, work)
@@ -215,7 +205,7 @@ func run(o options) error {
 			return err
 		}
 		defer closeFront()
-		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay, staged[h.bin], staged[o.against]); err != nil {
+		if res.ColdHTTPS, err = runCold(h, route, o.coldRuns, o.delay, st.get, st.against); err != nil {
 			return err
 		}
 	}
@@ -227,7 +217,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	cmds := loopCommands(h, bases, entry, o, staged)
+	cmds := loopCommands(h, entry, o, st)
 	before := sb.STS.Requests()
 	if res.Loop, err = runLoop(cmds, o.pairs); err != nil {
 		return err

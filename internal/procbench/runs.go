@@ -329,8 +329,7 @@ func peakRSS(next func() proc, n int, after func() error) (int64, error) {
 }
 
 // stageAll copies every binary to be timed into one folder, the same way,
-// copies times each, points the options at the first copies and returns
-// every binary's copies, by its first.
+// copies times each.
 //
 // How a file's pages sit in the page cache shows in exec. The same bytes
 // as the Go linker left them (written through mmap) started about 25%
@@ -341,24 +340,26 @@ func peakRSS(next func() proc, n int, after func() error) (int64, error) {
 // fixed order, copies of the same bytes differed by a few percent. So each
 // binary is staged in several copies, one pass over all of them at a
 // time, each pass in a new random order, and the loop takes each copy in
-// turn: what is measured is the binary, not one copy's luck. Every
-// command of the loop has copies of its own (options.kubeletBin).
-func stageAll(work string, helper *string, o *options, b *baselines, copies int) (map[string][]string, error) {
+// turn: what is measured is the binary, not one copy's luck.
+func stageAll(work, helper string, o options, b baselines, copies int) (staged, error) {
 	dir := filepath.Join(work, "staged")
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, err
+		return staged{}, err
 	}
-	o.kubeletBin, o.versionBin = *helper, *helper
-	paths := []*string{helper, &o.kubeletBin, &o.versionBin, &b.plain, &b.netHTTP, &b.httpsJWT}
+	var st staged
+	type set struct {
+		src string
+		dst *[]string
+	}
+	sets := []set{{helper, &st.get}, {helper, &st.kubelet}, {helper, &st.version}, {b.plain, &st.plain}, {b.netHTTP, &st.netHTTP}, {b.httpsJWT, &st.httpsJWT}}
 	if o.against != "" {
-		o.helperCopy = *helper
-		paths = append(paths, &o.against, &o.helperCopy)
+		sets = append(sets, set{o.against, &st.against}, set{helper, &st.again})
 	}
-	for i := range o.peers {
-		paths = append(paths, &o.peers[i].path)
+	st.peers = make([][]string, len(o.peers))
+	for i, p := range o.peers {
+		sets = append(sets, set{p.path, &st.peers[i]})
 	}
-	staged := make([][]string, len(paths))
-	order := make([]int, len(paths))
+	order := make([]int, len(sets))
 	for i := range order {
 		order[i] = i
 	}
@@ -369,24 +370,38 @@ func stageAll(work string, helper *string, o *options, b *baselines, copies int)
 			// helpers use in messages.
 			sub := filepath.Join(dir, fmt.Sprintf("%d-%d", i, pass))
 			if err := os.Mkdir(sub, 0o700); err != nil {
-				return nil, err
+				return staged{}, err
 			}
-			dst := filepath.Join(sub, filepath.Base(*paths[i]))
-			if err := copyFile(*paths[i], dst); err != nil {
-				return nil, fmt.Errorf("staging %s: %w", *paths[i], err)
+			src := sets[i].src
+			dst := filepath.Join(sub, filepath.Base(src))
+			if err := copyFile(src, dst); err != nil {
+				return staged{}, fmt.Errorf("staging %s: %w", src, err)
 			}
 			if err := settle(dst); err != nil {
-				return nil, fmt.Errorf("staging %s: %w", *paths[i], err)
+				return staged{}, fmt.Errorf("staging %s: %w", src, err)
 			}
-			staged[i] = append(staged[i], dst)
+			*sets[i].dst = append(*sets[i].dst, dst)
 		}
 	}
-	byFirst := make(map[string][]string, len(paths))
-	for i, p := range paths {
-		*p = staged[i][0]
-		byFirst[*p] = staged[i]
-	}
-	return byFirst, nil
+	return st, nil
+}
+
+// staged holds the copies of every timed binary, by the part it plays.
+// Every loop command has copies of its own: a binary run three times a
+// round, from one copy, ran its get 4 to 6% faster than a copy run once a
+// round (its pages were still in the processor's caches), which flattered
+// every ratio to the floor, run once a round.
+type staged struct {
+	// get, kubelet and version are the helper's, for those loop commands;
+	// get's first copy also serves the fleets, cold runs and priming.
+	get, kubelet, version []string
+	// against is -against's build; again another set of the helper, timed
+	// beside it: its ratio to get is what the same bytes differ by in this
+	// run, the noise a before/after ratio must beat. Both nil without
+	// -against.
+	against, again           []string
+	plain, netHTTP, httpsJWT []string
+	peers                    [][]string // in options.peers' order
 }
 
 func copyFile(src, dst string) error {

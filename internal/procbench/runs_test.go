@@ -40,10 +40,10 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	helper := write("docker-credential-cgr")
 	o := options{against: write("old"), peers: peerFlag{{"peer", write("peer")}}}
 	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt")}
-	staged, err := stageAll(t.TempDir(), &helper, &o, &b, 3)
+	st, err := stageAll(t.TempDir(), helper, o, b, 3)
 	require.NoError(t, err)
 
-	cmds := loopCommands(&helperRuns{bin: helper, host: "registry.example", env: []string{"HOME=/h"}}, b, "entry", o, staged)
+	cmds := loopCommands(&helperRuns{bin: st.get[0], host: "registry.example", env: []string{"HOME=/h"}}, "entry", o, st)
 	// What each command must run: the file's content is its source's name.
 	want := map[string]string{
 		"docker-credential-cgr get (cached)":     "docker-credential-cgr",
