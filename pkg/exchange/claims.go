@@ -80,37 +80,22 @@ func headerAlg(b []byte) (string, error) {
 		return "", errMalformed
 	}
 	r := reader{b: b}
-	switch r.peek() {
-	case 'n':
+	if r.peek() == 'n' {
 		return "", nil // null: no header at all
-	case '{':
-	default:
-		return "", errMalformed
 	}
-	r.skip('{')
 	alg := ""
-	for !r.skip('}') {
-		name, ok := r.value()
-		if !ok || !r.skip(':') {
-			return "", errMalformed
+	err := r.members(func(name, v []byte) error {
+		k, err := jsonString(name)
+		if err != nil || k != "alg" {
+			return err
 		}
-		v, ok := r.value()
-		if !ok {
-			return "", errMalformed
+		alg = ""
+		if v[0] == '"' {
+			alg, err = jsonString(v)
 		}
-		if k, err := jsonString(name); err != nil {
-			return "", errMalformed
-		} else if k == "alg" {
-			alg = ""
-			if v[0] == '"' {
-				if alg, err = jsonString(v); err != nil {
-					return "", errMalformed
-				}
-			}
-		}
-		r.skip(',')
-	}
-	return alg, nil
+		return err
+	})
+	return alg, err
 }
 
 // numbersFit reports whether every number in the well-formed JSON b
@@ -119,11 +104,9 @@ func numbersFit(b []byte) bool {
 	for i := 0; i < len(b); i++ {
 		switch ch := b[i]; {
 		case ch == '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
+			r := reader{b: b, i: i}
+			r.str()
+			i = r.i - 1
 		case ch == '-' || '0' <= ch && ch <= '9':
 			j := i
 			for j < len(b) && strings.IndexByte("+-.0123456789eE", b[j]) >= 0 {
@@ -152,34 +135,7 @@ type claimSet struct{ Claims }
 // members are skipped.
 func (c *claimSet) read(b []byte) error {
 	r := reader{b: b}
-	if !r.skip('{') {
-		return errMalformed
-	}
-	if r.skip('}') {
-		return r.end()
-	}
-	for {
-		if r.peek() != '"' {
-			return errMalformed
-		}
-		name, ok := r.value()
-		if !ok || !r.skip(':') {
-			return errMalformed
-		}
-		v, ok := r.value()
-		if !ok {
-			return errMalformed
-		}
-		if err := c.set(name, v); err != nil {
-			return err
-		}
-		if r.skip('}') {
-			return r.end()
-		}
-		if !r.skip(',') {
-			return errMalformed
-		}
-	}
+	return r.members(c.set)
 }
 
 // set stores the JSON value v of the member whose raw (quoted) name is
@@ -412,6 +368,30 @@ func (r *reader) value() ([]byte, bool) {
 		r.i++
 	}
 	return r.b[start:r.i], depth == 0 && r.i > start
+}
+
+// members calls fn with the name (quoted, as it stands) and the value of
+// each member of the object r holds next, in order. It returns
+// errMalformed if r holds no object, or the first error fn returns.
+func (r *reader) members(fn func(name, v []byte) error) error {
+	if !r.skip('{') {
+		return errMalformed
+	}
+	for !r.skip('}') {
+		name, ok := r.value()
+		if !ok || !r.skip(':') {
+			return errMalformed
+		}
+		v, ok := r.value()
+		if !ok {
+			return errMalformed
+		}
+		if err := fn(name, v); err != nil {
+			return err
+		}
+		r.skip(',')
+	}
+	return r.end()
 }
 
 // str consumes the string that starts at r.i, escapes and all.

@@ -163,21 +163,11 @@ func tokenMember(body []byte) (v []byte, ok bool) {
 	if r.peek() == 'n' {
 		return nil, true // null: decodes to no fields at all
 	}
-	if !r.skip('{') {
-		return nil, false
-	}
-	if r.skip('}') {
-		return nil, true
-	}
-	for {
-		name, _ := r.value()
-		r.skip(':')
-		value, _ := r.value()
+	err := r.members(func(name, value []byte) error {
 		if n, err := jsonString(name); err == nil && strings.EqualFold(n, "token") {
 			v = value
 		}
-		if !r.skip(',') {
-			return v, true
-		}
-	}
+		return nil
+	})
+	return v, err == nil
 }
