@@ -121,6 +121,10 @@ type moduleFile struct {
 func moduleFiles(t *testing.T, root string) []moduleFile {
 	t.Helper()
 	out, err := exec.Command("git", "-C", root, "ls-files", "-co", "--exclude-standard", "-z").Output()
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		// git says why (no repository, a work tree it does not trust).
+		t.Fatalf("listing the module's files with git in %s: %v: %s", root, err, bytes.TrimSpace(ee.Stderr))
+	}
 	must(t, err)
 	names := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
 	sort.Strings(names)
