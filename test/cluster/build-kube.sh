@@ -60,9 +60,13 @@ ld="-s -w"
 for p in $pkg $cpkg; do
 	ld="$ld -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 done
+# One go build for both: on 2 cores the kubelet's packages compile while kube-apiserver links,
+# where two builds one after the other left a core idle for each link.
+echo "building kube-apiserver and kubelet $version"
+mkdir "$work/bin"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
 for cmd in kube-apiserver kubelet; do
-	echo "building $cmd $version"
-	CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+	mv "$work/bin/$cmd" "$out/$cmd.tmp"
 	mv "$out/$cmd.tmp" "$out/$cmd"
 done
 "$out/kube-apiserver" --version
