@@ -36,8 +36,9 @@ build:
 ## plugin code drives the binary (the first run downloads and compiles k8s.io/kubernetes: over
 ## 10 minutes on 2 cores). -count=1 in those modules because the binary and the golden files lie
 ## outside them, where go test's cache cannot see them change. test/kubelet builds with the flags
-## test/cluster/build-kube.sh builds the kubelet with (CGO_ENABLED=0 -trimpath), so on a cold
-## machine the k8s.io packages they share are compiled once, not twice.
+## test/cluster/build-kube.sh builds the kubelet with (CGO_ENABLED=0 -trimpath), and build-kube.sh
+## builds kube-apiserver and the kubelet in test/kubelet's module (its tools.go names them), so on
+## a cold machine the k8s.io packages they share are compiled once, from the same module versions.
 test:
 	$(GO) test -race -count=1 ./...
 	for m in test/kubelet-config/v1_*/; do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done

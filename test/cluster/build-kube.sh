@@ -3,9 +3,13 @@
 # (default v1.37.2) into DIR, unless DIR already holds both at that version.
 #
 # k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces every
-# staging module (k8s.io/api, k8s.io/client-go, ...) with a folder of its own tree. A scratch
-# module requires it and replaces each of those staging modules with its published release
-# (v0.MINOR.PATCH for v1.MINOR.PATCH), read from that go.mod so the list follows the version.
+# staging module (k8s.io/api, k8s.io/client-go, ...) with a folder of its own tree. A module
+# that requires it must replace each of those staging modules with its published release
+# (v0.MINOR.PATCH for v1.MINOR.PATCH). test/kubelet does, for the release it pins, and lists
+# both commands in its tools.go: for that release they are built in that module, from the very
+# module versions its tests (make test) compile the kubelet's packages from, with the same
+# flags, so on a cold machine those packages compile once. For another release a scratch module
+# is made, its replacements read from that release's go.mod so the list follows the version.
 set -euo pipefail
 
 out=${1:?usage: build-kube.sh DIR}
@@ -21,10 +25,17 @@ if have "$out/kube-apiserver" && have "$out/kubelet"; then
 fi
 
 t0=$(date +%s)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cd "$work"
+mkdir "$work/bin" "$work/mod"
+
+if grep -q "^[[:space:]]*k8s.io/kubernetes $version\$" "$here/../kubelet/go.mod"; then
+	echo "building in test/kubelet's module, which pins $version"
+	cd "$here/../kubelet"
+else
+cd "$work/mod"
 
 gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
 [ -f "$gomod" ] || { echo "could not download k8s.io/kubernetes@$version" >&2; exit 1; }
@@ -53,6 +64,7 @@ done
 echo "replaced $n staging modules with $staging"
 go mod edit -require="k8s.io/kubernetes@$version"
 go mod tidy
+fi # the scratch module
 
 pkg=k8s.io/component-base/version
 cpkg=k8s.io/client-go/pkg/version
@@ -63,7 +75,6 @@ done
 # One go build for both: on 2 cores the kubelet's packages compile while kube-apiserver links,
 # where two builds one after the other left a core idle for each link.
 echo "building kube-apiserver and kubelet $version"
-mkdir "$work/bin"
 CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
 for cmd in kube-apiserver kubelet; do
 	mv "$work/bin/$cmd" "$out/$cmd.tmp"
