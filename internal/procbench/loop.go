@@ -51,6 +51,7 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 		cmd("floor: reads one file", "floor", st.plain, file),
 		cmd("floor: + net/http linked", "floor", st.netHTTP, file),
 		cmd(floorName, "floor", st.httpsJWT, file),
+		cmd(faultsName, "floor", st.faults, file),
 	)
 	for i, p := range o.peers {
 		cmds = append(cmds, cmd(p.name+" version", "peer", st.peers[i], func(bin string) proc {
@@ -64,6 +65,10 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 // links an HTTPS client and golang-jwt, never runs them, and reads the
 // cache entry.
 const floorName = "floor: + HTTPS client and golang-jwt linked"
+
+// faultsName is the calibration: the floor with calibrationPages page
+// faults more.
+var faultsName = fmt.Sprintf("floor + %d fresh pages touched", calibrationPages)
 
 // plainName is the least any helper does; the first table is in
 // ratios to it.

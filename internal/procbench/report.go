@@ -112,6 +112,39 @@ func (r *results) printLoop() {
 			fmt.Printf("  %s / %s: median per-round ratio %.3fx\n", c.Name, r.Loop[0].Name, c.RatioGet)
 		}
 	}
+	if s := r.faultShare(); s != "" {
+		fmt.Println("  " + s)
+	}
+}
+
+// faultShare says, from the calibration floor, what a page fault costs a
+// process in this run, and how much of each of our commands' ratio to the
+// floor its page faults beyond the floor's would account for at that cost.
+// Empty when the calibration did not make more faults than the floor.
+func (r *results) faultShare() string {
+	find := func(name string) (commandResult, bool) {
+		for _, c := range r.Loop {
+			if c.Name == name {
+				return c, true
+			}
+		}
+		return commandResult{}, false
+	}
+	floor, ok1 := find(floorName)
+	cal, ok2 := find(faultsName)
+	extra := cal.Faults - floor.Faults
+	if !ok1 || !ok2 || extra <= 0 {
+		return ""
+	}
+	perFault := (cal.Ratio.Median - 1) / extra
+	var parts []string
+	for _, c := range r.Loop {
+		if c.Kind == "ours" {
+			parts = append(parts, fmt.Sprintf("%s %+.0f faults, %+.3f of its %.2f×", c.Name, c.Faults-floor.Faults, (c.Faults-floor.Faults)*perFault, c.Ratio.Median))
+		}
+	}
+	return fmt.Sprintf("Page faults: the floor with %d fresh pages touched made %.0f more than the floor and took %.3f× its time, %.2f%% of the floor's time a fault. At that cost, the faults beyond the floor's account for: %s.",
+		calibrationPages, extra, cal.Ratio.Median, 100*perFault, strings.Join(parts, "; "))
 }
 
 // write saves the results where the options ask.
@@ -165,6 +198,9 @@ func (r *results) rewriteDoc(path, svg string) error {
 	for _, c := range r.Loop {
 		fmt.Fprintf(&b, "| %s | %.2f ms | %.2f ms | %.0f | **%.2f×** (%.2f–%.2f) | %.2f× | %s | %.2f MiB |\n", c.Name, c.MedianMs, c.CPUMs, c.Faults, c.Ratio.Median, c.Ratio.P10, c.Ratio.P90,
 			c.RatioPlain, mib(c.MaxRSSKiB), float64(c.SizeBytes)/(1<<20))
+	}
+	if s := r.faultShare(); s != "" {
+		b.WriteString("\n" + s + "\n")
 	}
 	if len(r.Instructions) > 0 {
 		b.WriteString("\nThe same commands under valgrind's callgrind, with its cache simulation, which starts empty as a new process's caches do; the least of " + strconv.Itoa(callgrindRuns) + " runs each, with Go's asynchronous preemption off (valgrind 3.19 fails on its signals). These counts do not move with the machine's load. The estimate is callgrind's, instructions + 10 × first-level misses + 100 × last-level misses.\n\n")

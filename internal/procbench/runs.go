@@ -18,8 +18,9 @@ import (
 // baseline is the least a credential helper can do: read a small file and
 // print it. The variants link more without running it: net/http alone;
 // and an HTTPS client call plus a golang-jwt parse, the floor for any
-// helper that can exchange a token and read its expiry.
-func baseline(imports, unreached string) string {
+// helper that can exchange a token and read its expiry. work runs between
+// the read and the write.
+func baseline(imports, work, unreached string) string {
 	return `package main
 
 import (
@@ -32,6 +33,7 @@ func main() {
 	if err != nil {
 		os.Exit(1)
 	}
+` + work + `
 	if len(os.Args) > 2 { // never at run time; only so the linker keeps the code
 ` + unreached + `
 	}
@@ -40,17 +42,39 @@ func main() {
 `
 }
 
+// calibrationPages is how many fresh pages the calibration floor touches.
+const calibrationPages = 32
+
 var (
-	baselineSrc = baseline("", "")
-	netHTTPSrc  = baseline(`	_ "net/http"`, "")
-	httpsJWTSrc = baseline(`	"net/http"
-	"github.com/golang-jwt/jwt/v5"`, `		http.Post(os.Args[2], "", nil)
+	httpsJWTImports = `	"net/http"
+	"github.com/golang-jwt/jwt/v5"`
+	httpsJWTUnreached = `		http.Post(os.Args[2], "", nil)
 		var c jwt.RegisteredClaims
-		jwt.NewParser().ParseUnverified(os.Args[2], &c)`)
+		jwt.NewParser().ParseUnverified(os.Args[2], &c)`
+
+	baselineSrc = baseline("", "", "")
+	netHTTPSrc  = baseline(`	_ "net/http"`, "", "")
+	httpsJWTSrc = baseline(httpsJWTImports, "", httpsJWTUnreached)
+	// The floor, and then a page fault on each of calibrationPages fresh
+	// pages: its ratio to the floor, in the same run, is what that many more
+	// page faults cost a process here. The pages are mapped apart from Go's
+	// heap, whose arenas huge pages may back (one fault for many pages), and
+	// only written, so the work beside the faults is a few hundred
+	// instructions.
+	faultsSrc = baseline(httpsJWTImports+`
+	"syscall"`, fmt.Sprintf(`	const pages = %d
+	m, err := syscall.Mmap(-1, 0, pages*4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		os.Exit(1)
+	}
+	_ = syscall.Madvise(m, 14) // MADV_NOHUGEPAGE
+	for i := range pages {
+		m[i*4096] = 1
+	}`, calibrationPages), httpsJWTUnreached)
 )
 
 // baselines are the built baseline binaries, one per variant.
-type baselines struct{ plain, netHTTP, httpsJWT string }
+type baselines struct{ plain, netHTTP, httpsJWT, faults string }
 
 func buildBaselines(work string) (baselines, error) {
 	var b baselines
@@ -61,7 +85,10 @@ func buildBaselines(work string) (baselines, error) {
 	if b.netHTTP, err = buildBaseline(work, "nethttp", netHTTPSrc); err != nil {
 		return b, err
 	}
-	b.httpsJWT, err = buildBaseline(work, "httpsjwt", httpsJWTSrc)
+	if b.httpsJWT, err = buildBaseline(work, "httpsjwt", httpsJWTSrc); err != nil {
+		return b, err
+	}
+	b.faults, err = buildBaseline(work, "httpsjwt-faults", faultsSrc)
 	return b, err
 }
 
@@ -351,7 +378,7 @@ func stageAll(work, helper string, o options, b baselines, copies int) (staged, 
 		src string
 		dst *[]string
 	}
-	sets := []set{{helper, &st.get}, {helper, &st.kubelet}, {helper, &st.version}, {b.plain, &st.plain}, {b.netHTTP, &st.netHTTP}, {b.httpsJWT, &st.httpsJWT}}
+	sets := []set{{helper, &st.get}, {helper, &st.kubelet}, {helper, &st.version}, {b.plain, &st.plain}, {b.netHTTP, &st.netHTTP}, {b.httpsJWT, &st.httpsJWT}, {b.faults, &st.faults}}
 	if o.against != "" {
 		sets = append(sets, set{o.against, &st.against}, set{helper, &st.again})
 	}
@@ -401,6 +428,7 @@ type staged struct {
 	// -against.
 	against, again           []string
 	plain, netHTTP, httpsJWT []string
+	faults                   []string   // the floor with calibrationPages page faults more
 	peers                    [][]string // in options.peers' order
 }
 

@@ -39,7 +39,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	}
 	helper := write("docker-credential-cgr")
 	o := options{against: write("old"), peers: peerFlag{{"peer", write("peer")}}}
-	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt")}
+	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt"), faults: write("faults")}
 	st, err := stageAll(t.TempDir(), helper, o, b, 3)
 	require.NoError(t, err)
 
@@ -54,6 +54,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		"floor: reads one file":                  "plain",
 		"floor: + net/http linked":               "nethttp",
 		floorName:                                "httpsjwt",
+		faultsName:                               "faults",
 		"peer version":                           "peer",
 	}
 	seen := map[string]string{}
@@ -121,4 +122,24 @@ func TestUnderKeepsTheCommandLineEnvironmentAndStdin(t *testing.T) {
 	assert.Contains(t, u.Env, "A=1")
 	assert.Equal(t, c.Stdin, u.Stdin)
 	assert.Equal(t, "GODEBUG=asyncpreemptoff=1", u.Env[len(u.Env)-1], "the last value of a variable is the one os/exec passes")
+}
+
+// TestFaultShareTakesThePerFaultCostFromTheCalibration: 32 more faults
+// costing 8% is 0.25% a fault, so our get's 20 faults beyond the floor's
+// account for 0.05 of its ratio; nothing is said without the calibration.
+func TestFaultShareTakesThePerFaultCostFromTheCalibration(t *testing.T) {
+	t.Parallel()
+	r := results{Loop: []commandResult{
+		{Name: "get", Kind: "ours", Faults: 320, Ratio: spread{Median: 1.10}},
+		{Name: floorName, Kind: "floor", Faults: 300, Ratio: spread{Median: 1}},
+		{Name: faultsName, Kind: "floor", Faults: 332, Ratio: spread{Median: 1.08}},
+		{Name: "peer version", Kind: "peer", Faults: 400, Ratio: spread{Median: 1.3}},
+	}}
+	s := r.faultShare()
+	assert.Contains(t, s, "made 32 more than the floor and took 1.080× its time, 0.25% of the floor's time a fault")
+	assert.Contains(t, s, "get +20 faults, +0.050 of its 1.10×")
+	assert.NotContains(t, s, "peer")
+
+	r.Loop = r.Loop[:2]
+	assert.Empty(t, r.faultShare())
 }
