@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,20 +123,13 @@ func (r *results) printLoop() {
 // floor its page faults beyond the floor's would account for at that cost.
 // Empty when the calibration did not make more faults than the floor.
 func (r *results) faultShare() string {
-	find := func(name string) (commandResult, bool) {
-		for _, c := range r.Loop {
-			if c.Name == name {
-				return c, true
-			}
-		}
-		return commandResult{}, false
-	}
-	floor, ok1 := find(floorName)
-	cal, ok2 := find(faultsName)
-	extra := cal.Faults - floor.Faults
-	if !ok1 || !ok2 || extra <= 0 {
+	fi := slices.IndexFunc(r.Loop, func(c commandResult) bool { return c.Name == floorName })
+	ci := slices.IndexFunc(r.Loop, func(c commandResult) bool { return c.Name == faultsName })
+	if fi < 0 || ci < 0 || r.Loop[ci].Faults <= r.Loop[fi].Faults {
 		return ""
 	}
+	floor, cal := r.Loop[fi], r.Loop[ci]
+	extra := cal.Faults - floor.Faults
 	perFault := (cal.Ratio.Median - 1) / extra
 	var parts []string
 	for _, c := range r.Loop {

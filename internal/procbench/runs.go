@@ -67,7 +67,7 @@ var (
 	if err != nil {
 		os.Exit(1)
 	}
-	_ = syscall.Madvise(m, 14) // MADV_NOHUGEPAGE
+	_ = syscall.Madvise(m, syscall.MADV_NOHUGEPAGE)
 	for i := range pages {
 		m[i*4096] = 1
 	}`, calibrationPages), httpsJWTUnreached)
