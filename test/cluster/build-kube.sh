@@ -24,47 +24,40 @@ if have "$out/kube-apiserver" && have "$out/kubelet"; then
 	exit 0
 fi
 
+# scratch_module makes, in the current folder, a module that requires k8s.io/kubernetes $version
+# with its staging modules replaced by their releases, and tidies it; tools.go is test/kubelet's,
+# which names both commands.
+scratch_module() {
+	local gomod gover m n=0
+	gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+	[ -f "$gomod" ] || { echo "could not download k8s.io/kubernetes@$version" >&2; exit 1; }
+	gover=$(sed -n 's/^go //p' "$gomod")
+	printf 'module kubebuild\n\ngo %s\n' "$gover" >go.mod
+	cp "$here/../kubelet/tools.go" .
+	for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do
+		go mod edit -replace="$m=$m@$staging"
+		n=$((n + 1))
+	done
+	echo "replaced $n staging modules with $staging"
+	go mod edit -require="k8s.io/kubernetes@$version"
+	go mod tidy
+}
+
 t0=$(date +%s)
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir "$work/bin" "$work/mod"
+mkdir "$work/bin"
 
 if grep -q "^[[:space:]]*k8s.io/kubernetes $version\$" "$here/../kubelet/go.mod"; then
 	echo "building in test/kubelet's module, which pins $version"
 	cd "$here/../kubelet"
 else
-cd "$work/mod"
-
-gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-[ -f "$gomod" ] || { echo "could not download k8s.io/kubernetes@$version" >&2; exit 1; }
-gover=$(sed -n 's/^go //p' "$gomod")
-
-cat >go.mod <<MOD
-module kubebuild
-
-go $gover
-MOD
-cat >tools.go <<'GO'
-//go:build tools
-
-package kubebuild
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-)
-GO
-n=0
-for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do
-	go mod edit -replace="$m=$m@$staging"
-	n=$((n + 1))
-done
-echo "replaced $n staging modules with $staging"
-go mod edit -require="k8s.io/kubernetes@$version"
-go mod tidy
-fi # the scratch module
+	mkdir "$work/mod"
+	cd "$work/mod"
+	scratch_module
+fi
 
 pkg=k8s.io/component-base/version
 cpkg=k8s.io/client-go/pkg/version
@@ -75,7 +68,7 @@ done
 # One go build for both: on 2 cores the kubelet's packages compile while kube-apiserver links,
 # where two builds one after the other left a core idle for each link.
 echo "building kube-apiserver and kubelet $version"
-CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
+CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "$ld" -o "$work/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
 for cmd in kube-apiserver kubelet; do
 	mv "$work/bin/$cmd" "$out/$cmd.tmp"
 	mv "$out/$cmd.tmp" "$out/$cmd"
