@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 )
 
 // command is one binary in the alternating loop, in its staged copies.
@@ -52,6 +53,11 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 		cmd("floor: + net/http linked", "floor", st.netHTTP, file),
 		cmd(floorName, "floor", st.httpsJWT, file),
 		cmd(faultsName, "floor", st.faults, file),
+		cmd(leanGetName, "floor", st.leanGet, func(bin string) proc {
+			c := exec.Command(bin, h.tokenFile, entry)
+			c.Env, c.Stdin = h.env, strings.NewReader(h.host)
+			return proc{c, wantGet}
+		}),
 	)
 	for i, p := range o.peers {
 		cmds = append(cmds, cmd(p.name+" version", "peer", st.peers[i], func(bin string) proc {
@@ -69,6 +75,10 @@ const floorName = "floor: + HTTPS client and golang-jwt linked"
 // faultsName is the calibration: the floor with calibrationPages page
 // faults more.
 var faultsName = fmt.Sprintf("floor + %d fresh pages touched", calibrationPages)
+
+// leanGetName is the floor doing a cached get's reads with none of its
+// checks (leanGetSrc).
+const leanGetName = "lean get: a cached get's reads, unchecked"
 
 // plainName is the least any helper does; the first table is in
 // ratios to it.

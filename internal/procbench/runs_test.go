@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,11 +41,12 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	}
 	helper := write("docker-credential-cgr")
 	o := options{against: write("old"), peers: peerFlag{{"peer", write("peer")}}}
-	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt"), faults: write("faults")}
+	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt"), faults: write("faults"), leanGet: write("leanget")}
 	st, err := stageAll(t.TempDir(), helper, o, b, 3)
 	require.NoError(t, err)
 
-	cmds := loopCommands(&helperRuns{bin: st.get[0], host: "registry.example", env: []string{"HOME=/h"}}, "entry", o, st)
+	h := &helperRuns{bin: st.get[0], host: "registry.example", tokenFile: "token", env: []string{"HOME=/h"}}
+	cmds := loopCommands(h, "entry", o, st)
 	// What each command must run: the file's content is its source's name.
 	want := map[string]string{
 		"docker-credential-cgr get (cached)":     "docker-credential-cgr",
@@ -55,6 +58,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		"floor: + net/http linked":               "nethttp",
 		floorName:                                "httpsjwt",
 		faultsName:                               "faults",
+		leanGetName:                              "leanget",
 		"peer version":                           "peer",
 	}
 	seen := map[string]string{}
@@ -74,8 +78,27 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		// Every command gets its environment explicitly, so that running it
 		// under callgrind or time cannot leave the environment behind.
 		assert.NotNil(t, c.first().cmd.Env, c.name)
+		if c.name == leanGetName {
+			// Its ratio is the work a cached get does: it reads what get
+			// reads, with get's environment and stdin.
+			lean := c.first().cmd
+			assert.Equal(t, []string{"token", "entry"}, lean.Args[1:])
+			assert.Equal(t, h.env, lean.Env)
+			assert.Equal(t, strings.NewReader(h.host), lean.Stdin)
+		}
 	}
 	assert.Len(t, seen, len(want)*3)
+}
+
+// TestBaselineSourcesParse: the baselines are built from source strings
+// only when make bench runs; a slip in one should fail here, not a minute
+// into a bench.
+func TestBaselineSourcesParse(t *testing.T) {
+	t.Parallel()
+	for name, src := range map[string]string{"plain": baselineSrc, "nethttp": netHTTPSrc, "httpsjwt": httpsJWTSrc, "faults": faultsSrc, "leanget": leanGetSrc} {
+		_, err := parser.ParseFile(token.NewFileSet(), name+".go", src, parser.AllErrors)
+		assert.NoError(t, err, name)
+	}
 }
 
 // TestRunRoundsTakesEachCopyInTurn: over six rounds, each of a command's
