@@ -75,11 +75,12 @@ var (
 	// leanGetSrc is the floor doing a cached get's reads and nothing more:
 	// the registry host from stdin, the ambient token's claims (found by
 	// searching the decoded payload, not parsed), the cache key's SHA-256,
-	// the entry's token and expiry, and the answer. It reads its files as
-	// the floor does, and checks nothing: no folder, owner, mode or link,
-	// no audience, no JSON. Its ratio to the floor is what the work itself
-	// costs; a cached get's ratio beyond it is the binary and the checks.
-	// It is run as `leanget TOKEN-FILE ENTRY` with the helper's environment.
+	// which must name the entry, the entry's token and expiry, and the
+	// answer. It reads its files as the floor does, and checks nothing: no
+	// config file, folder, owner, mode or link, no audience, no JSON. Its
+	// ratio to the floor is what the work itself costs; a cached get's
+	// ratio beyond it is the binary and the checks. It is run as
+	// `leanget TOKEN-FILE ENTRY` with the helper's environment.
 	leanGetSrc = `package main
 
 import (
@@ -89,6 +90,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 ` + httpsJWTImports + `
@@ -111,8 +113,12 @@ func main() {
 	if err != nil {
 		os.Exit(1)
 	}
+	audience := os.Getenv("CHAINGUARD_AUDIENCE")
+	if audience == "" {
+		audience = "cgr.dev"
+	}
 	h := sha256.New()
-	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), "cgr.dev", claim(claims, "iss"), claim(claims, "sub")} {
+	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
@@ -125,7 +131,7 @@ func main() {
 	token, rest, _ := strings.Cut(rest, "\",\"expiry\":\"")
 	exp, _, _ := strings.Cut(rest, "\"")
 	expiry, err := time.Parse(time.RFC3339, exp)
-	if err != nil || time.Until(expiry) < 5*time.Minute || len(key) != 40 {
+	if err != nil || time.Until(expiry) < 5*time.Minute || filepath.Base(os.Args[2]) != key+".json" {
 		os.Exit(1)
 	}
 	if len(os.Args) > 3 { // never at run time; only so the linker keeps the code

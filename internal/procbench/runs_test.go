@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	st, err := stageAll(t.TempDir(), helper, o, b, 3)
 	require.NoError(t, err)
 
-	h := &helperRuns{bin: st.get[0], host: "registry.example", tokenFile: "token", env: []string{"HOME=/h"}}
+	h := &helperRuns{bin: st.get[0], host: "registry.example", tokenFile: "token", env: []string{"HOME=/h", "CHAINGUARD_IDENTITY_TOKEN=token"}}
 	cmds := loopCommands(h, "entry", o, st)
 	// What each command must run: the file's content is its source's name.
 	want := map[string]string{
@@ -79,20 +80,26 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		// under callgrind or time cannot leave the environment behind.
 		assert.NotNil(t, c.first().cmd.Env, c.name)
 		if c.name == leanGetName {
-			// Its ratio is the work a cached get does: it reads what get
-			// reads, with get's environment and stdin.
-			lean := c.first().cmd
+			// Its ratio is the work a cached get does: it reads the files
+			// get reads, with get's environment and stdin.
+			lean, get := c.first().cmd, cmds[0].first().cmd
 			assert.Equal(t, []string{"token", "entry"}, lean.Args[1:])
-			assert.Equal(t, h.env, lean.Env)
-			assert.Equal(t, strings.NewReader(h.host), lean.Stdin)
+			assert.Contains(t, get.Env, "CHAINGUARD_IDENTITY_TOKEN="+lean.Args[1], "the token file get is pointed at")
+			assert.Equal(t, get.Env, lean.Env)
+			in, err := io.ReadAll(lean.Stdin)
+			require.NoError(t, err)
+			want, err := io.ReadAll(get.Stdin)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(in))
 		}
 	}
 	assert.Len(t, seen, len(want)*3)
 }
 
 // TestBaselineSourcesParse: the baselines are built from source strings
-// only when make bench runs; a slip in one should fail here, not a minute
-// into a bench.
+// only when make bench runs. A syntax slip in one fails here; anything
+// else the compiler refuses fails procbench before any timing starts, as
+// every baseline is built first.
 func TestBaselineSourcesParse(t *testing.T) {
 	t.Parallel()
 	for name, src := range map[string]string{"plain": baselineSrc, "nethttp": netHTTPSrc, "httpsjwt": httpsJWTSrc, "faults": faultsSrc, "leanget": leanGetSrc} {
@@ -158,11 +165,13 @@ func TestFaultShareTakesThePerFaultCostFromTheCalibration(t *testing.T) {
 		{Name: "get", Kind: "ours", Faults: 320, Ratio: spread{Median: 1.10}},
 		{Name: floorName, Kind: "floor", Faults: 300, Ratio: spread{Median: 1}},
 		{Name: faultsName, Kind: "floor", Faults: 332, Ratio: spread{Median: 1.08}},
+		{Name: leanGetName, Kind: "floor", Faults: 296, Ratio: spread{Median: 1.02}},
 		{Name: "peer version", Kind: "peer", Faults: 400, Ratio: spread{Median: 1.3}},
 	}}
 	s := r.faultShare()
 	assert.Contains(t, s, "made 32 more than the floor and took 1.080× its time, 0.25% of the floor's time a fault")
 	assert.Contains(t, s, "get +20 faults, +0.050 of its 1.10×")
+	assert.Contains(t, s, leanGetName+" -4 faults, -0.010 of its 1.02×")
 	assert.NotContains(t, s, "peer")
 
 	r.Loop[2].Faults = 300
