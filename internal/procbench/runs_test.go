@@ -88,9 +88,9 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 			assert.Equal(t, get.Env, lean.Env)
 			in, err := io.ReadAll(lean.Stdin)
 			require.NoError(t, err)
-			want, err := io.ReadAll(get.Stdin)
+			getIn, err := io.ReadAll(get.Stdin)
 			require.NoError(t, err)
-			assert.Equal(t, string(want), string(in))
+			assert.Equal(t, string(getIn), string(in))
 		}
 	}
 	assert.Len(t, seen, len(want)*3)
