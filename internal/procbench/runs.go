@@ -155,23 +155,33 @@ func claim(payload []byte, name string) string {
 // baselines are the built baseline binaries, one per variant.
 type baselines struct{ plain, netHTTP, httpsJWT, faults, leanGet string }
 
+// baselineBuild is one baseline: the name it is built under, its source,
+// and where in baselines its binary goes.
+type baselineBuild struct {
+	name, src string
+	bin       *string
+}
+
+// builds lists every baseline once, for buildBaselines and the tests.
+func (b *baselines) builds() []baselineBuild {
+	return []baselineBuild{
+		{"baseline", baselineSrc, &b.plain},
+		{"nethttp", netHTTPSrc, &b.netHTTP},
+		{"httpsjwt", httpsJWTSrc, &b.httpsJWT},
+		{"httpsjwt-faults", faultsSrc, &b.faults},
+		{"leanget", leanGetSrc, &b.leanGet},
+	}
+}
+
 func buildBaselines(work string) (baselines, error) {
 	var b baselines
-	var err error
-	if b.plain, err = buildBaseline(work, "baseline", baselineSrc); err != nil {
-		return b, err
+	for _, s := range b.builds() {
+		var err error
+		if *s.bin, err = buildBaseline(work, s.name, s.src); err != nil {
+			return b, err
+		}
 	}
-	if b.netHTTP, err = buildBaseline(work, "nethttp", netHTTPSrc); err != nil {
-		return b, err
-	}
-	if b.httpsJWT, err = buildBaseline(work, "httpsjwt", httpsJWTSrc); err != nil {
-		return b, err
-	}
-	if b.faults, err = buildBaseline(work, "httpsjwt-faults", faultsSrc); err != nil {
-		return b, err
-	}
-	b.leanGet, err = buildBaseline(work, "leanget", leanGetSrc)
-	return b, err
+	return b, nil
 }
 
 func buildBaseline(dir, name, src string) (string, error) {

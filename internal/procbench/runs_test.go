@@ -42,7 +42,10 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 	}
 	helper := write("docker-credential-cgr")
 	o := options{against: write("old"), peers: peerFlag{{"peer", write("peer")}}}
-	b := baselines{plain: write("plain"), netHTTP: write("nethttp"), httpsJWT: write("httpsjwt"), faults: write("faults"), leanGet: write("leanget")}
+	var b baselines
+	for _, s := range b.builds() {
+		*s.bin = write(s.name)
+	}
 	st, err := stageAll(t.TempDir(), helper, o, b, 3)
 	require.NoError(t, err)
 
@@ -55,10 +58,10 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		"docker-credential-cgr version":          "docker-credential-cgr",
 		"against: get (cached)":                  "old",
 		"get (cached), a second copy":            "docker-credential-cgr",
-		"floor: reads one file":                  "plain",
+		"floor: reads one file":                  "baseline",
 		"floor: + net/http linked":               "nethttp",
 		floorName:                                "httpsjwt",
-		faultsName:                               "faults",
+		faultsName:                               "httpsjwt-faults",
 		leanGetName:                              "leanget",
 		"peer version":                           "peer",
 	}
@@ -102,9 +105,9 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 // every baseline is built first.
 func TestBaselineSourcesParse(t *testing.T) {
 	t.Parallel()
-	for name, src := range map[string]string{"plain": baselineSrc, "nethttp": netHTTPSrc, "httpsjwt": httpsJWTSrc, "faults": faultsSrc, "leanget": leanGetSrc} {
-		_, err := parser.ParseFile(token.NewFileSet(), name+".go", src, parser.AllErrors)
-		assert.NoError(t, err, name)
+	for _, s := range new(baselines).builds() {
+		_, err := parser.ParseFile(token.NewFileSet(), s.name+".go", s.src, parser.AllErrors)
+		assert.NoError(t, err, s.name)
 	}
 }
 
