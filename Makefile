@@ -130,8 +130,9 @@ e2e: build
 ## the config and RBAC configure-kubelet prints; then it runs the README's pod section as written.
 ## Needs root. test/cluster/install.sh installs the Debian packages and builds kube-apiserver and
 ## kubelet $(KUBE_VERSION) into KUBE_CACHE once (about 8-10 minutes on 2 cores; later runs reuse
-## them).
-KUBE_VERSION ?= v1.37.2
+## them). The release is the one test/kubelet's go.mod pins, so that one `go get` there moves the
+## cluster's kubelet and the plugin code make test drives together.
+KUBE_VERSION ?= $(shell sed -n 's/^[[:space:]]*k8s\.io\/kubernetes \(v[0-9.]*\)$$/\1/p' test/kubelet/go.mod)
 KUBE_CACHE   ?= $(HOME)/.cache/docker-credential-cgr/kube-$(KUBE_VERSION)
 .PHONY: e2e-kubelet
 e2e-kubelet: build

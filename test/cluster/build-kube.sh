@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # build-kube.sh DIR: builds kube-apiserver and kubelet of k8s.io/kubernetes $KUBE_VERSION
-# (default v1.37.2) into DIR, unless DIR already holds both at that version.
+# (default: the release test/kubelet's go.mod pins) into DIR, unless DIR already holds both at
+# that version.
 #
 # k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces every
 # staging module (k8s.io/api, k8s.io/client-go, ...) with a folder of its own tree. A module
@@ -13,7 +14,9 @@
 set -euo pipefail
 
 out=${1:?usage: build-kube.sh DIR}
-version=${KUBE_VERSION:-v1.37.2}
+here=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+pinned=$(sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[0-9.]*\)$#\1#p' "$here/../kubelet/go.mod")
+version=${KUBE_VERSION:-$pinned}
 case $version in v1.*.*) ;; *) echo "KUBE_VERSION must look like v1.MINOR.PATCH, not $version" >&2; exit 2 ;; esac
 staging=v0.${version#v1.}
 minor=${version#v1.}; minor=${minor%%.*}
@@ -44,13 +47,12 @@ scratch_module() {
 }
 
 t0=$(date +%s)
-here=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/bin"
 
-if grep -q "^[[:space:]]*k8s.io/kubernetes $version\$" "$here/../kubelet/go.mod"; then
+if [ "$version" = "$pinned" ]; then
 	echo "building in test/kubelet's module, which pins $version"
 	cd "$here/../kubelet"
 else
