@@ -67,10 +67,13 @@ var errReady = errors.New("ready while waiting for the lock")
 // that concurrent processes make one exchange between them.
 //
 // Every file operation is relative to root, the folder descriptor that
-// openCache checked, so swapping a component of the folder's path later
-// cannot redirect a read, a write or a removal.
+// openCache checked, or to fd, the same folder opened again and proved the
+// same, so swapping a component of the folder's path later cannot redirect
+// a read, a write or a removal. Files are read through fd, with openAt,
+// which os.Root cannot do.
 type cache struct {
 	root *os.Root
+	fd   int
 	dir  string // the checked folder's path, for messages
 	logf func(string, ...any)
 }
@@ -118,7 +121,7 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 		return nil, err
 	}
 	if ownedByMe(fi) && fi.Mode().Perm()&0o077 == 0 {
-		return &cache{root: root, dir: dir, logf: logf}, nil
+		return newCache(root, fi, dir, logf)
 	}
 	if uid := ownerID(fi); !ownedByMe(fi) && uid != 0 {
 		// Its owner decides what is in it, and can rename whatever we put
@@ -159,7 +162,18 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 		_ = priv.Close()
 		return nil, err
 	}
-	return &cache{root: priv, dir: sub, logf: logf}, nil
+	return newCache(priv, after, sub, logf)
+}
+
+// newCache is the cache in the folder root, which fi describes, at dir. It
+// takes root over, closing it on failure.
+func newCache(root *os.Root, fi fs.FileInfo, dir string, logf func(string, ...any)) (*cache, error) {
+	fd, err := openDirAgain(dir, fi)
+	if err != nil {
+		_ = root.Close()
+		return nil, err
+	}
+	return &cache{root: root, fd: fd, dir: dir, logf: logf}, nil
 }
 
 // privateName names the subfolder kept inside a cache folder that others
@@ -197,7 +211,7 @@ func checkPrivateDir(path string, fi fs.FileInfo) error {
 }
 
 // close releases the folder descriptor.
-func (c *cache) close() error { return c.root.Close() }
+func (c *cache) close() error { return errors.Join(closeDir(c.fd), c.root.Close()) }
 
 // cacheKey hashes parts (see Helper.cacheKey) into an entry's name. Each
 // part ends with a NUL, so ("ab", "c") and ("a", "bc") differ.
@@ -301,13 +315,15 @@ func (c *cache) readPrivate(name string) ([]byte, error) {
 	return readSized(f, fi.Size(), maxEntrySize)
 }
 
-// openPrivate opens the existing file called name. os.Root follows a
-// symlink that stays inside the folder even for the last component (it
-// adds O_NOFOLLOW, then resolves the link itself), so a link is refused
-// by Lstat first and the open descriptor must be the file Lstat saw. The
-// open is non-blocking and happens only for a regular file, so a FIFO or
-// device is never opened.
+// openPrivate opens the existing file called name. The open refuses a
+// symlink (O_NOFOLLOW), and so does the Lstat before it; the open
+// descriptor must be the file Lstat saw. The open is non-blocking and
+// happens only for a regular file, so a FIFO or device is never opened.
 func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error) {
+	// openat, unlike os.Root, would follow a path out of the folder.
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return nil, nil, fmt.Errorf("%s is not a file name", logsafe.Quote(name, pathLimit))
+	}
 	before, err := c.root.Lstat(name)
 	if err != nil {
 		return nil, nil, err
@@ -315,7 +331,7 @@ func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error
 	if !before.Mode().IsRegular() {
 		return nil, nil, &notRegularError{path: filepath.Join(c.dir, name), mode: before.Mode()}
 	}
-	f, err := c.root.OpenFile(name, flag|noFollow|nonBlock, 0)
+	f, err := openAt(c.fd, name, flag|noFollow|nonBlock, 0)
 	if err != nil {
 		return nil, nil, err
 	}

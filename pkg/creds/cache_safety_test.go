@@ -435,3 +435,62 @@ func TestCacheBurstSharesOneFailure(t *testing.T) {
 	assert.EqualError(t, get(nil), "the STS is unreachable", "a later caller tries afresh")
 	assert.Equal(t, int32(2), exchanges.Load())
 }
+
+// Reads go through a second descriptor of the cache folder (openDirAgain),
+// so it must be the folder openCache checked: a folder swapped in at the
+// path, before or after it is opened, never serves an entry.
+func TestCacheReadsOnlyTheFolderItChecked(t *testing.T) {
+	t.Parallel()
+	tok := testToken(t, time.Now().Add(time.Hour))
+	key := cacheKey("swapped")
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "cache"), filepath.Join(base, "other")
+	for _, d := range []string{dir, other} {
+		require.NoError(t, os.Mkdir(d, 0o700))
+	}
+	planted, err := openCache(other, t.Logf)
+	require.NoError(t, err)
+	require.NoError(t, planted.storeAt(key, tok, time.Now()))
+	require.NoError(t, planted.close())
+
+	t.Run("after it is opened", func(t *testing.T) {
+		c, err := openCache(dir, t.Logf)
+		require.NoError(t, err)
+		defer func() { _ = c.close() }()
+		require.NoError(t, os.Rename(dir, dir+".old"))
+		require.NoError(t, os.Rename(other, dir))
+		defer func() {
+			require.NoError(t, os.Rename(dir, other))
+			require.NoError(t, os.Rename(dir+".old", dir))
+		}()
+		_, ok := c.load(key, time.Now())
+		assert.False(t, ok, "an entry in the folder swapped in was read")
+	})
+
+	t.Run("between the two opens", func(t *testing.T) {
+		root, fi, err := openDirRoot(dir)
+		require.NoError(t, err)
+		defer func() { _ = root.Close() }()
+		fd, err := openDirAgain(other, fi)
+		assert.ErrorContains(t, err, "changed while it was being opened")
+		assert.Equal(t, -1, fd)
+		fd, err = openDirAgain(dir, fi)
+		require.NoError(t, err)
+		assert.NoError(t, closeDir(fd))
+	})
+}
+
+// openat would follow a path out of the folder, which os.Root never did:
+// only a file's own name is opened.
+func TestCacheOpensOnlyNamesInItsFolder(t *testing.T) {
+	t.Parallel()
+	c, err := openCache(filepath.Join(t.TempDir(), "cache"), t.Logf)
+	require.NoError(t, err)
+	defer func() { _ = c.close() }()
+	outside := filepath.Join(filepath.Dir(c.dir), "outside.json")
+	require.NoError(t, os.WriteFile(outside, []byte("{}"), 0o600))
+	for _, name := range []string{"../outside.json", outside, ".", "..", "", "sub/x.json"} {
+		_, err := c.readPrivate(name)
+		assert.ErrorContains(t, err, "is not a file name", name)
+	}
+}

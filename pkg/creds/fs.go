@@ -41,7 +41,7 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 	if !before.Mode().IsRegular() {
 		return nil, nil, &notRegularError{path: path, mode: before.Mode()}
 	}
-	f, err := os.OpenFile(path, flags, 0) //nolint:gosec // G304: reading the file the operator named is the point; it was checked above and is checked again below
+	f, err := openAt(atCWD, path, flags, 0)
 	if err != nil {
 		return nil, nil, err
 	}
