@@ -102,13 +102,12 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 }
 
 // GetContext is Get under the caller's context, and within the configured
-// timeout whatever the caller's deadline.
+// timeout whatever the caller's deadline: the timeout starts when the
+// cache has no token (see token).
 func (h *Helper) GetContext(ctx context.Context, serverURL string) (string, string, error) {
 	if !h.Serves(serverURL) {
 		return "", "", errNotFound
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
-	defer cancel()
 	tok, err := h.get(ctx, h.cfg.Identity)
 	if err != nil {
 		h.recordFailure("get", NormalizeHost(serverURL), err)
@@ -191,6 +190,11 @@ func (h *Helper) token(ctx context.Context, key, identity string, ambient func(c
 		h.logf("cache hit: token valid until %s", tok.Expiry) // formatted only when logging
 		return tok, nil
 	}
+	// The deadline starts at the miss: nothing before it can wait (files
+	// are opened without blocking), and the timer it arms cost a hit about
+	// 1.5% together with the poller (docs/benchmarks.md).
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	since := h.now()
 	// A holder that is frozen or hung must not take this call down with
 	// it: wait for part of the deadline only, then exchange without the
