@@ -121,7 +121,8 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 		return nil, err
 	}
 	if ownedByMe(fi) && fi.Mode().Perm()&0o077 == 0 {
-		return newCache(root, fi, dir, logf)
+		// dir/. as openDirRoot opened it: links in dir are followed.
+		return newCache(root, atCWD, dir+string(filepath.Separator)+".", fi, dir, logf)
 	}
 	if uid := ownerID(fi); !ownedByMe(fi) && uid != 0 {
 		// Its owner decides what is in it, and can rename whatever we put
@@ -158,17 +159,26 @@ func openCache(dir string, logf func(string, ...any)) (*cache, error) {
 	if err == nil {
 		err = checkPrivateDir(sub, after)
 	}
+	var parent int
+	if err == nil {
+		// The subfolder is opened again by its bare name in the folder,
+		// which is never followed: a link swapped in could lead anywhere,
+		// such as a mount whose open hangs.
+		parent, err = openDirAgain(atCWD, dir+string(filepath.Separator)+".", dir, fi)
+	}
 	if err != nil {
 		_ = priv.Close()
 		return nil, err
 	}
-	return newCache(priv, after, sub, logf)
+	defer func() { _ = closeDir(parent) }()
+	return newCache(priv, parent, name, after, sub, logf)
 }
 
-// newCache is the cache in the folder root, which fi describes, at dir. It
+// newCache is the cache in the folder root, at dir, which fi describes. Its
+// second descriptor is name opened in the folder at (see openDirAgain). It
 // takes root over, closing it on failure.
-func newCache(root *os.Root, fi fs.FileInfo, dir string, logf func(string, ...any)) (*cache, error) {
-	fd, err := openDirAgain(dir, fi)
+func newCache(root *os.Root, at int, name string, fi fs.FileInfo, dir string, logf func(string, ...any)) (*cache, error) {
+	fd, err := openDirAgain(at, name, dir, fi)
 	if err != nil {
 		_ = root.Close()
 		return nil, err
@@ -211,7 +221,14 @@ func checkPrivateDir(path string, fi fs.FileInfo) error {
 }
 
 // close releases the folder descriptor.
-func (c *cache) close() error { return errors.Join(closeDir(c.fd), c.root.Close()) }
+func (c *cache) close() error {
+	fd := c.fd
+	if fd < 0 {
+		return nil
+	}
+	c.fd = -1 // the number may be reused once closed
+	return errors.Join(closeDir(fd), c.root.Close())
+}
 
 // cacheKey hashes parts (see Helper.cacheKey) into an entry's name. Each
 // part ends with a NUL, so ("ab", "c") and ("a", "bc") differ.
@@ -321,7 +338,7 @@ func (c *cache) readPrivate(name string) ([]byte, error) {
 // happens only for a regular file, so a FIFO or device is never opened.
 func (c *cache) openPrivate(name string, flag int) (*os.File, fs.FileInfo, error) {
 	// openat, unlike os.Root, would follow a path out of the folder.
-	if name != filepath.Base(name) || name == "." || name == ".." {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, filepath.Separator) {
 		return nil, nil, fmt.Errorf("%s is not a file name", logsafe.Quote(name, pathLimit))
 	}
 	before, err := c.root.Lstat(name)

@@ -5,6 +5,7 @@ package creds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cgr-helper/docker-credential-cgr/pkg/exchange"
 )
 
 // mkfifo makes a FIFO (syscall.Mkfifo is missing on some unix ports).
@@ -441,17 +444,17 @@ func TestCacheBurstSharesOneFailure(t *testing.T) {
 // path, before or after it is opened, never serves an entry.
 func TestCacheReadsOnlyTheFolderItChecked(t *testing.T) {
 	t.Parallel()
-	tok := testToken(t, time.Now().Add(time.Hour))
 	key := cacheKey("swapped")
+	mine, theirs := testToken(t, time.Now().Add(time.Hour)), testToken(t, time.Now().Add(50*time.Minute))
+	require.NotEqual(t, mine.Raw, theirs.Raw)
 	base := t.TempDir()
 	dir, other := filepath.Join(base, "cache"), filepath.Join(base, "other")
-	for _, d := range []string{dir, other} {
-		require.NoError(t, os.Mkdir(d, 0o700))
+	for d, tok := range map[string]exchange.Token{dir: mine, other: theirs} {
+		c, err := openCache(d, t.Logf)
+		require.NoError(t, err)
+		require.NoError(t, c.storeAt(key, tok, time.Now()))
+		require.NoError(t, c.close())
 	}
-	planted, err := openCache(other, t.Logf)
-	require.NoError(t, err)
-	require.NoError(t, planted.storeAt(key, tok, time.Now()))
-	require.NoError(t, planted.close())
 
 	t.Run("after it is opened", func(t *testing.T) {
 		c, err := openCache(dir, t.Logf)
@@ -463,21 +466,46 @@ func TestCacheReadsOnlyTheFolderItChecked(t *testing.T) {
 			require.NoError(t, os.Rename(dir, other))
 			require.NoError(t, os.Rename(dir+".old", dir))
 		}()
-		_, ok := c.load(key, time.Now())
-		assert.False(t, ok, "an entry in the folder swapped in was read")
+		// An open by path would find their entry, which Lstat through
+		// the root does not describe: a miss. The folder checked has ours.
+		tok, ok := c.load(key, time.Now())
+		require.True(t, ok, "the entry in the folder checked was not read")
+		assert.True(t, tok.Raw == mine.Raw, "an entry in the folder swapped in was read")
 	})
 
 	t.Run("between the two opens", func(t *testing.T) {
 		root, fi, err := openDirRoot(dir)
 		require.NoError(t, err)
 		defer func() { _ = root.Close() }()
-		fd, err := openDirAgain(other, fi)
+		fd, err := openDirAgain(atCWD, other+"/.", other, fi)
 		assert.ErrorContains(t, err, "changed while it was being opened")
 		assert.Equal(t, -1, fd)
-		fd, err = openDirAgain(dir, fi)
+		fd, err = openDirAgain(atCWD, dir+"/.", dir, fi)
 		require.NoError(t, err)
 		assert.NoError(t, closeDir(fd))
 	})
+
+	t.Run("a link in place of the private subfolder", func(t *testing.T) {
+		// The subfolder is opened again by its bare name, never followed,
+		// even to the very folder checked.
+		root, fi, err := openDirRoot(dir)
+		require.NoError(t, err)
+		defer func() { _ = root.Close() }()
+		require.NoError(t, os.Symlink(dir, filepath.Join(base, "link")))
+		parent, err := openDirAgain(atCWD, base+"/.", base, statPath(t, base))
+		require.NoError(t, err)
+		defer func() { _ = closeDir(parent) }()
+		// Followed, it would be the folder fi describes, and no error.
+		_, err = openDirAgain(parent, "link", filepath.Join(base, "link"), fi)
+		assert.True(t, errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP), "a link was followed: %v", err)
+	})
+}
+
+func statPath(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi
 }
 
 // openat would follow a path out of the folder, which os.Root never did:
@@ -489,7 +517,7 @@ func TestCacheOpensOnlyNamesInItsFolder(t *testing.T) {
 	defer func() { _ = c.close() }()
 	outside := filepath.Join(filepath.Dir(c.dir), "outside.json")
 	require.NoError(t, os.WriteFile(outside, []byte("{}"), 0o600))
-	for _, name := range []string{"../outside.json", outside, ".", "..", "", "sub/x.json"} {
+	for _, name := range []string{"../outside.json", outside, ".", "..", "", "/", "sub/x.json"} {
 		_, err := c.readPrivate(name)
 		assert.ErrorContains(t, err, "is not a file name", name)
 	}

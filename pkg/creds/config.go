@@ -62,7 +62,9 @@ type Config struct {
 	// ActionsURL and ActionsToken are GitHub Actions' OIDC request URL and
 	// bearer (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN).
 	ActionsURL, ActionsToken string
-	// Timeout bounds one whole credential request, retries included.
+	// Timeout bounds one credential request from its cache miss on: the
+	// lock wait and the exchange, retries included. Nothing before the
+	// miss can wait.
 	Timeout time.Duration
 
 	// tokenPath is where a projected token is looked for when IdentityToken

@@ -40,7 +40,7 @@ func openAt(_ int, name string, flag int, perm uint32) (*os.File, error) {
 }
 
 // openDirAgain is never called here: the cache is off.
-func openDirAgain(string, fs.FileInfo) (int, error) {
+func openDirAgain(int, string, string, fs.FileInfo) (int, error) {
 	return -1, errors.New("the token cache is off on this platform")
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -79,31 +78,36 @@ func openAt(dir int, name string, flag int, perm uint32) (*os.File, error) {
 	for errors.Is(err, unix.EINTR) {
 		fd, err = unix.Openat(dir, name, flag|unix.O_CLOEXEC, perm)
 	}
-	if err == nil && flag&unix.O_NONBLOCK != 0 {
-		// os.NewFile would register a non-blocking descriptor.
-		if err = unix.SetNonblock(fd, false); err != nil {
-			_ = unix.Close(fd)
-		}
-	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if flag&unix.O_NONBLOCK != 0 {
+		// os.NewFile would register a non-blocking descriptor.
+		if err := unix.SetNonblock(fd, false); err != nil {
+			_ = unix.Close(fd)
+			return nil, &fs.PathError{Op: "fcntl", Path: name, Err: err}
+		}
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
 
-// openDirAgain opens the folder at path a second time, for openAt, and
-// proves it the folder fi describes. fi must be from a descriptor that is
-// still open, so its inode cannot have been freed and reused: whatever
-// path names now, the descriptor is the checked folder or nothing.
-func openDirAgain(path string, fi fs.FileInfo) (int, error) {
+// openDirAgain opens the folder name, relative to the folder descriptor at
+// (or atCWD), a second time, for openAt, and proves it the folder fi
+// describes. fi must be from a descriptor that is still open, so its inode
+// cannot have been freed and reused: the new descriptor is the checked
+// folder or nothing. name's last component is never followed: a folder
+// whose links are to be followed is given as path/. and path names it in
+// messages.
+func openDirAgain(at int, name, path string, fi fs.FileInfo) (int, error) {
 	want, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return -1, fmt.Errorf("cannot tell which folder %s is", logsafe.Quote(path, pathLimit))
 	}
-	// path/. is a folder or fails (never a FIFO that would block).
+	// O_DIRECTORY fails on anything but a folder before opening it, so a
+	// FIFO never blocks.
 	fd, err := -1, error(unix.EINTR)
 	for errors.Is(err, unix.EINTR) {
-		fd, err = unix.Open(path+string(filepath.Separator)+".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Openat(at, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
