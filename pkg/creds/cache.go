@@ -69,8 +69,8 @@ var errReady = errors.New("ready while waiting for the lock")
 // Every file operation is relative to root, the folder descriptor that
 // openCache checked, or to fd, the same folder opened again and proved the
 // same, so swapping a component of the folder's path later cannot redirect
-// a read, a write or a removal. Files are read through fd, with openAt,
-// which os.Root cannot do.
+// a read, a write or a removal. Existing files are opened through fd, with
+// openAt, to keep them out of Go's poller, which os.Root cannot do.
 type cache struct {
 	root *os.Root
 	fd   int
