@@ -492,20 +492,16 @@ func TestCacheReadsOnlyTheFolderItChecked(t *testing.T) {
 		require.NoError(t, err)
 		defer func() { _ = root.Close() }()
 		require.NoError(t, os.Symlink(dir, filepath.Join(base, "link")))
-		parent, err := openDirAgain(atCWD, base+"/.", base, statPath(t, base))
+		baseRoot, baseFI, err := openDirRoot(base)
+		require.NoError(t, err)
+		defer func() { _ = baseRoot.Close() }()
+		parent, err := openDirAgain(atCWD, base+"/.", base, baseFI)
 		require.NoError(t, err)
 		defer func() { _ = closeDir(parent) }()
 		// Followed, it would be the folder fi describes, and no error.
 		_, err = openDirAgain(parent, "link", filepath.Join(base, "link"), fi)
 		assert.True(t, errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP), "a link was followed: %v", err)
 	})
-}
-
-func statPath(t *testing.T, path string) os.FileInfo {
-	t.Helper()
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	return fi
 }
 
 // openat would follow a path out of the folder, which os.Root never did:
