@@ -132,7 +132,7 @@ e2e: build
 ## kubelet $(KUBE_VERSION) into KUBE_CACHE once (about 8-10 minutes on 2 cores; later runs reuse
 ## them). The release is the one test/kubelet's go.mod pins, so that one `go get` there moves the
 ## cluster's kubelet and the plugin code make test drives together.
-KUBE_VERSION ?= $(shell sed -n 's/^[[:space:]]*k8s\.io\/kubernetes \(v[0-9.]*\)$$/\1/p' test/kubelet/go.mod)
+KUBE_VERSION ?= $(shell bash test/cluster/build-kube.sh --pinned)
 KUBE_CACHE   ?= $(HOME)/.cache/docker-credential-cgr/kube-$(KUBE_VERSION)
 .PHONY: e2e-kubelet
 e2e-kubelet: build

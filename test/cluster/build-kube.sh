@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-kube.sh DIR: builds kube-apiserver and kubelet of k8s.io/kubernetes $KUBE_VERSION
 # (default: the release test/kubelet's go.mod pins) into DIR, unless DIR already holds both at
-# that version.
+# that version. build-kube.sh --pinned prints that pinned release: the Makefile asks it, so the
+# pin is read in one place.
 #
 # k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces every
 # staging module (k8s.io/api, k8s.io/client-go, ...) with a folder of its own tree. A module
@@ -13,9 +14,14 @@
 # is made, its replacements read from that release's go.mod so the list follows the version.
 set -euo pipefail
 
-out=${1:?usage: build-kube.sh DIR}
+out=${1:?usage: build-kube.sh DIR | --pinned}
 here=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 pinned=$(sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[0-9.]*\)$#\1#p' "$here/../kubelet/go.mod")
+if [ "$out" = --pinned ]; then
+	[ -n "$pinned" ] || { echo "no k8s.io/kubernetes requirement in $here/../kubelet/go.mod" >&2; exit 1; }
+	echo "$pinned"
+	exit 0
+fi
 version=${KUBE_VERSION:-$pinned}
 case $version in v1.*.*) ;; *) echo "KUBE_VERSION must look like v1.MINOR.PATCH, not $version" >&2; exit 2 ;; esac
 staging=v0.${version#v1.}
