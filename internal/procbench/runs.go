@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cgr-helper/docker-credential-cgr/internal/sandbox"
+	"github.com/cgr-helper/docker-credential-cgr/pkg/creds"
 )
 
 // baseline is the least a credential helper can do: read a small file and
@@ -115,7 +117,7 @@ func main() {
 	}
 	audience := os.Getenv("CHAINGUARD_AUDIENCE")
 	if audience == "" {
-		audience = "cgr.dev"
+		audience = ` + strconv.Quote(creds.DefaultAudience) + `
 	}
 	h := sha256.New()
 	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
