@@ -1,7 +1,7 @@
 package creds
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -57,12 +57,28 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 }
 
 // readSized is io.ReadAll(io.LimitReader(f, limit)) for a regular file
-// whose size fstat gave: with room for the whole file from the start, a
-// small file takes one read and one allocation instead of a doubling
-// series (four reads for a 1 KiB token). A file that grew since is still
-// read to its end or the limit.
+// whose size fstat gave. With room for the whole file and one byte more
+// from the start, a small file takes one allocation and two reads (the
+// second finds the end) instead of a doubling series (four reads for a
+// 1 KiB token). The buffer is the file's size, not size+512 as
+// bytes.Buffer would make it: a cache entry then lands in a size class the
+// process has already used, not a fresh span whose pages fault (see
+// docs/benchmarks.md). A file that grew since is still read to its end or
+// the limit.
 func readSized(f io.Reader, size, limit int64) ([]byte, error) {
-	b := bytes.NewBuffer(make([]byte, 0, min(max(size, 0), limit)+bytes.MinRead))
-	_, err := b.ReadFrom(io.LimitReader(f, limit))
-	return b.Bytes(), err
+	b := make([]byte, 0, min(max(size, 0), limit)+1)
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow as append does
+		}
+		n, err := f.Read(b[len(b):min(int64(cap(b)), limit)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
