@@ -45,6 +45,13 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 			cmd("against: get (cached)", "ours", st.against, get),
 			cmd("get (cached), a second copy", "ours", st.again, get))
 	}
+	// The lean and checked gets read the files a get reads, with its
+	// environment and stdin.
+	leanGet := func(bin string) proc {
+		c := exec.Command(bin, h.tokenFile, entry)
+		c.Env, c.Stdin = h.env, strings.NewReader(h.host)
+		return proc{c, wantGet}
+	}
 	outer := withoutGoSettings(os.Environ())
 	withOuter := func(c *exec.Cmd) *exec.Cmd { c.Env = outer; return c }
 	file := func(bin string) proc { return proc{withOuter(exec.Command(bin, entry)), `"token"`} }
@@ -53,11 +60,8 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 		cmd("floor: + net/http linked", "floor", st.netHTTP, file),
 		cmd(floorName, "floor", st.httpsJWT, file),
 		cmd(faultsName, "floor", st.faults, file),
-		cmd(leanGetName, "floor", st.leanGet, func(bin string) proc {
-			c := exec.Command(bin, h.tokenFile, entry)
-			c.Env, c.Stdin = h.env, strings.NewReader(h.host)
-			return proc{c, wantGet}
-		}),
+		cmd(leanGetName, "floor", st.leanGet, leanGet),
+		cmd(checkedGetName, "floor", st.checkedGet, leanGet),
 	)
 	for i, p := range o.peers {
 		cmds = append(cmds, cmd(p.name+" version", "peer", st.peers[i], func(bin string) proc {
@@ -79,6 +83,10 @@ var faultsName = fmt.Sprintf("floor + %d fresh pages touched", calibrationPages)
 // leanGetName is the floor doing a cached get's reads with none of its
 // checks (leanGetSrc).
 const leanGetName = "lean get: a cached get's reads, unchecked"
+
+// checkedGetName is the lean get with a cached get's checks
+// (checkedGetSrc).
+const checkedGetName = "checked get: the reads and a hit's checks"
 
 // plainName is the least any helper does; the issue's first table is in
 // ratios to it.

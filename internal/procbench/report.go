@@ -120,7 +120,7 @@ func (r *results) printLoop() {
 
 // faultShare says, from the calibration floor, what a page fault costs a
 // process in this run, and how much of each of our commands' ratio to the
-// floor (and the lean get's, what the work alone makes) its page faults
+// floor (and the lean and checked gets', what the work makes alone and with its checks) its page faults
 // beyond the floor's would account for at that cost.
 // Empty when the calibration did not make more faults than the floor.
 func (r *results) faultShare() string {
@@ -134,7 +134,7 @@ func (r *results) faultShare() string {
 	perFault := (cal.Ratio.Median - 1) / extra
 	var parts []string
 	for _, c := range r.Loop {
-		if c.Kind == "ours" || c.Name == leanGetName {
+		if c.Kind == "ours" || c.Name == leanGetName || c.Name == checkedGetName {
 			parts = append(parts, fmt.Sprintf("%s %+.0f faults, %+.3f of its %.2f×", c.Name, c.Faults-floor.Faults, (c.Faults-floor.Faults)*perFault, c.Ratio.Median))
 		}
 	}

@@ -154,8 +154,184 @@ func claim(payload []byte, name string) string {
 `
 )
 
+// checkedGetSrc is the lean get with a cached get's checks added, in a
+// straight line and in a floor-sized binary: what the cache's guarantees
+// cost beyond the reads, without our binary's size or layers. The checks
+// are the ones a hit makes (docs/security.md): no config file to read; the
+// token file a regular file, stat-ed, opened without blocking and proved
+// the same file, size capped; the token a JWT (three base64url parts,
+// header and claims well-formed JSON) that has not expired and has the
+// STS's audience; the cache folder opened and proved ours and private; the
+// entry lstat-ed, opened without following a link or blocking, proved the
+// same regular file, ours, private and size capped; its format exact, its
+// token only JWT characters, its expiry RFC 3339, beyond the margin and
+// within the trusted lifetime; the host one the helper serves. It is run
+// as the lean get is, `checkedget TOKEN-FILE ENTRY` with the
+// helper's environment and stdin; it takes the folder from the entry's
+// path, and exits 1 where the helper would not answer from the cache.
+var checkedGetSrc = `package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+` + httpsJWTImports + `
+)
+
+func fail() { os.Exit(1) }
+
+// readChecked reads the regular file name in the folder dir (AT_FDCWD: a
+// path), checked as the helper checks it.
+func readChecked(dir int, name string, follow, private bool) []byte {
+	var before, st unix.Stat_t
+	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	var err error
+	if follow {
+		err = unix.Stat(name, &before)
+	} else {
+		flags |= unix.O_NOFOLLOW
+		err = unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil || before.Mode&unix.S_IFMT != unix.S_IFREG {
+		fail()
+	}
+	fd, err := unix.Openat(dir, name, flags, 0)
+	if err != nil {
+		fail()
+	}
+	defer unix.Close(fd)
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != before.Dev || st.Ino != before.Ino || st.Size > 64<<10 {
+		fail()
+	}
+	if private && (int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0) {
+		fail()
+	}
+	b := make([]byte, st.Size+1)
+	n := 0
+	for {
+		m, err := unix.Read(fd, b[n:])
+		if err != nil {
+			fail()
+		}
+		if m == 0 {
+			return b[:n]
+		}
+		if n += m; n == len(b) {
+			fail()
+		}
+	}
+}
+
+func jwtChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+func main() {
+	host, err := readAll(os.Stdin)
+	if err != nil {
+		os.Exit(1)
+	}
+	served := strings.ToLower(strings.TrimSpace(string(host)))
+	if served != strings.ToLower(os.Getenv("CHAINGUARD_REGISTRY")) {
+		fail()
+	}
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(os.Getenv("HOME"), ".config", "docker-credential-cgr", "config.json"), &st) == nil {
+		fail() // the helper would read it
+	}
+	raw := strings.TrimSpace(string(readChecked(unix.AT_FDCWD, os.Args[1], true, false)))
+	parts := strings.Split(raw, ".")
+	if !jwtChars(raw) {
+		fail()
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil || !json.Valid(header) || !bytes.Contains(header, []byte("\"alg\"")) {
+		fail()
+	}
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !json.Valid(claims) {
+		fail()
+	}
+	exp, err := strconv.ParseInt(claimNumber(claims, "exp"), 10, 64)
+	if err != nil || !time.Now().Before(time.Unix(exp, 0)) || !bytes.Contains(claims, []byte("\"` + creds.EnforceAudience + `\"")) {
+		fail()
+	}
+	audience := os.Getenv("CHAINGUARD_AUDIENCE")
+	if audience == "" {
+		audience = ` + strconv.Quote(creds.DefaultAudience) + `
+	}
+	h := sha256.New()
+	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:40]
+	if filepath.Base(os.Args[2]) != key+".json" {
+		fail()
+	}
+	dir, err := unix.Open(filepath.Dir(os.Args[2])+"/.", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil || unix.Fstat(dir, &st) != nil || int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
+		fail()
+	}
+	entry := string(readChecked(dir, key+".json", false, true))
+	rest, ok := strings.CutPrefix(entry, "{\"token\":\"")
+	token, rest, ok2 := strings.Cut(rest, "\",\"expiry\":\"")
+	stamp, rest, ok3 := strings.Cut(rest, "\"")
+	if !ok || !ok2 || !ok3 || rest != "}" || !jwtChars(token) || strings.HasSuffix(token, ".") {
+		fail()
+	}
+	expiry, err := time.Parse(time.RFC3339, stamp)
+	if left := time.Until(expiry); err != nil || left <= ` + strconv.FormatInt(int64(creds.Margin), 10) + ` || left > time.Hour+time.Minute {
+		fail()
+	}
+	if len(os.Args) > 3 { // never at run time; only so the linker keeps the code
+` + httpsJWTUnreached + `
+	}
+	os.Stdout.WriteString("{\"ServerURL\":" + strconv.Quote(string(host)) + ",\"Username\":\"_token\",\"Secret\":\"" + token + "\"}\n")
+}
+
+func readAll(f *os.File) ([]byte, error) {
+	var b [512]byte
+	n, err := f.Read(b[:])
+	return b[:n], err
+}
+
+func claim(payload []byte, name string) string {
+	_, after, ok := bytes.Cut(payload, []byte("\""+name+"\":\""))
+	value, _, ok2 := bytes.Cut(after, []byte("\""))
+	if !ok || !ok2 {
+		os.Exit(1)
+	}
+	return string(value)
+}
+
+func claimNumber(payload []byte, name string) string {
+	_, after, ok := bytes.Cut(payload, []byte("\""+name+"\":"))
+	end := bytes.IndexAny(after, ",}")
+	if !ok || end < 0 {
+		os.Exit(1)
+	}
+	return string(bytes.TrimSpace(after[:end]))
+}
+`
+
 // baselines are the built baseline binaries, one per variant.
-type baselines struct{ plain, netHTTP, httpsJWT, faults, leanGet string }
+type baselines struct{ plain, netHTTP, httpsJWT, faults, leanGet, checkedGet string }
 
 // baselineBuild is one baseline: the name it is built under, its source,
 // and where in baselines its binary goes.
@@ -172,6 +348,7 @@ func (b *baselines) builds() []baselineBuild {
 		{"httpsjwt", httpsJWTSrc, &b.httpsJWT},
 		{"httpsjwt-faults", faultsSrc, &b.faults},
 		{"leanget", leanGetSrc, &b.leanGet},
+		{"checkedget", checkedGetSrc, &b.checkedGet},
 	}
 }
 
@@ -472,7 +649,7 @@ func stageAll(work, helper string, o options, b baselines, copies int) (staged, 
 		src string
 		dst *[]string
 	}
-	sets := []set{{helper, &st.get}, {helper, &st.kubelet}, {helper, &st.version}, {b.plain, &st.plain}, {b.netHTTP, &st.netHTTP}, {b.httpsJWT, &st.httpsJWT}, {b.faults, &st.faults}, {b.leanGet, &st.leanGet}}
+	sets := []set{{helper, &st.get}, {helper, &st.kubelet}, {helper, &st.version}, {b.plain, &st.plain}, {b.netHTTP, &st.netHTTP}, {b.httpsJWT, &st.httpsJWT}, {b.faults, &st.faults}, {b.leanGet, &st.leanGet}, {b.checkedGet, &st.checkedGet}}
 	if o.against != "" {
 		sets = append(sets, set{o.against, &st.against}, set{helper, &st.again})
 	}
@@ -524,6 +701,7 @@ type staged struct {
 	plain, netHTTP, httpsJWT []string
 	faults                   []string   // the floor with calibrationPages page faults more
 	leanGet                  []string   // the floor doing a cached get's reads
+	checkedGet               []string   // and its checks
 	peers                    [][]string // in options.peers' order
 }
 

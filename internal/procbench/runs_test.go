@@ -63,6 +63,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		floorName:                                "httpsjwt",
 		faultsName:                               "httpsjwt-faults",
 		leanGetName:                              "leanget",
+		checkedGetName:                           "checkedget",
 		"peer version":                           "peer",
 	}
 	seen := map[string]string{}
@@ -82,7 +83,7 @@ func TestEveryLoopCommandRunsCopiesOfItsOwn(t *testing.T) {
 		// Every command gets its environment explicitly, so that running it
 		// under callgrind or time cannot leave the environment behind.
 		assert.NotNil(t, c.first().cmd.Env, c.name)
-		if c.name == leanGetName {
+		if c.name == leanGetName || c.name == checkedGetName {
 			// Its ratio is the work a cached get does: it reads the files
 			// get reads, with get's environment and stdin.
 			lean, get := c.first().cmd, cmds[0].first().cmd
