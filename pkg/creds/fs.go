@@ -66,6 +66,7 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 // docs/benchmarks.md). A file that grew since is still read to its end or
 // the limit.
 func readSized(f io.Reader, size, limit int64) ([]byte, error) {
+	limit = max(limit, 0) // as io.LimitReader: nothing to read
 	b := make([]byte, 0, min(max(size, 0), limit)+1)
 	for int64(len(b)) < limit {
 		if len(b) == cap(b) {

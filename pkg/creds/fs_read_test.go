@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,38 @@ func TestReadSizedIsReadAllUpToTheLimit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// readSized reads what io.ReadAll(io.LimitReader(r, limit)) reads from
+// readers that return a byte at a time, half of what is asked, or the last
+// data together with io.EOF, whatever the hint.
+func TestReadSizedTakesShortReads(t *testing.T) {
+	t.Parallel()
+	const limit = 100
+	readers := map[string]func(io.Reader) io.Reader{
+		"one byte":   iotest.OneByteReader,
+		"half":       iotest.HalfReader,
+		"data + EOF": iotest.DataErrReader,
+	}
+	for name, wrap := range readers {
+		for _, n := range []int{0, 1, 99, 100, 101, 300} {
+			data := strings.Repeat("y", n)
+			want, err := io.ReadAll(io.LimitReader(strings.NewReader(data), limit))
+			require.NoError(t, err)
+			for _, hint := range []int64{int64(n), 0, -7, int64(n) + 1, limit} {
+				got, err := readSized(wrap(strings.NewReader(data)), hint, limit)
+				require.NoError(t, err)
+				assert.Equal(t, want, got, "%s: %d bytes, size hint %d", name, n, hint)
+			}
+		}
+	}
+}
+
+func TestReadSizedNegativeLimitReadsNothing(t *testing.T) {
+	t.Parallel()
+	got, err := readSized(strings.NewReader("abc"), 3, -5)
+	require.NoError(t, err)
+	assert.Empty(t, got)
 }
 
 // errAfter returns its data, then err instead of io.EOF.
