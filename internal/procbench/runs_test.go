@@ -183,3 +183,20 @@ func TestFaultShareTakesThePerFaultCostFromTheCalibration(t *testing.T) {
 	r.Loop = r.Loop[:2]
 	assert.Empty(t, r.faultShare())
 }
+
+// TestBaselinesBuild builds every baseline as make bench does, so that a
+// type error in one of their sources fails here and not only when the
+// benchmarks run, which CI does not do.
+func TestBaselinesBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds six programs")
+	}
+	t.Chdir(filepath.Join("..", "..")) // buildBaseline reads the project's go.mod
+	b, err := buildBaselines(t.TempDir())
+	require.NoError(t, err)
+	for _, s := range b.builds() {
+		fi, err := os.Stat(*s.bin)
+		require.NoError(t, err, s.name)
+		assert.True(t, fi.Mode().IsRegular() && fi.Mode().Perm()&0o100 != 0, "%s is built, executable", s.name)
+	}
+}
