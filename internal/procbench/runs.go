@@ -115,17 +115,7 @@ func main() {
 	if err != nil {
 		os.Exit(1)
 	}
-	audience := os.Getenv("CHAINGUARD_AUDIENCE")
-	if audience == "" {
-		audience = ` + strconv.Quote(creds.DefaultAudience) + `
-	}
-	h := sha256.New()
-	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:40]
-	entry, err := os.ReadFile(os.Args[2])
+` + keySrc + `	entry, err := os.ReadFile(os.Args[2])
 	if err != nil {
 		os.Exit(1)
 	}
@@ -142,7 +132,26 @@ func main() {
 	os.Stdout.WriteString("{\"ServerURL\":\"" + strings.TrimSpace(string(host)) + "\",\"Username\":\"_token\",\"Secret\":\"" + token + "\"}\n")
 }
 
-// claim is the string value of the claim called name, found by searching.
+` + claimSrc
+)
+
+// keySrc is the baselines' cache key: the entry's name, as the helper
+// hashes it (creds.cacheKey) from the settings and the ambient token's
+// claims, found by claimSrc's search.
+var keySrc = `	audience := os.Getenv("CHAINGUARD_AUDIENCE")
+	if audience == "" {
+		audience = ` + strconv.Quote(creds.DefaultAudience) + `
+	}
+	h := sha256.New()
+	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:40]
+`
+
+// claimSrc finds a claim's string value by searching the decoded claims.
+const claimSrc = `// claim is the string value of the claim called name, found by searching.
 func claim(payload []byte, name string) string {
 	_, after, ok := bytes.Cut(payload, []byte("\""+name+"\":\""))
 	value, _, ok2 := bytes.Cut(after, []byte("\""))
@@ -152,7 +161,6 @@ func claim(payload []byte, name string) string {
 	return string(value)
 }
 `
-)
 
 // checkedGetSrc is the lean get with a cached get's checks added, in a
 // straight line and in a floor-sized binary: about what the cache's
@@ -291,17 +299,7 @@ func main() {
 	if err != nil || !time.Now().Before(time.Unix(exp, 0)) || !bytes.Contains(claims, []byte(` + strconv.Quote(strconv.Quote(creds.EnforceAudience)) + `)) {
 		fail()
 	}
-	audience := os.Getenv("CHAINGUARD_AUDIENCE")
-	if audience == "" {
-		audience = ` + strconv.Quote(creds.DefaultAudience) + `
-	}
-	h := sha256.New()
-	for _, p := range []string{os.Getenv("CHAINGUARD_ISSUER"), os.Getenv("CHAINGUARD_IDENTITY"), audience, claim(claims, "iss"), claim(claims, "sub")} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:40]
-	if filepath.Base(os.Args[2]) != key+".json" {
+` + keySrc + `	if filepath.Base(os.Args[2]) != key+".json" {
 		fail()
 	}
 	dir, err := unix.Open(filepath.Dir(os.Args[2])+"/.", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -325,15 +323,7 @@ func main() {
 	os.Stdout.WriteString("{\"ServerURL\":" + strconv.Quote(host) + ",\"Username\":\"_token\",\"Secret\":\"" + token + "\"}\n")
 }
 
-func claim(payload []byte, name string) string {
-	_, after, ok := bytes.Cut(payload, []byte("\""+name+"\":\""))
-	value, _, ok2 := bytes.Cut(after, []byte("\""))
-	if !ok || !ok2 {
-		os.Exit(1)
-	}
-	return string(value)
-}
-
+` + claimSrc + `
 func claimNumber(payload []byte, name string) string {
 	_, after, ok := bytes.Cut(payload, []byte("\""+name+"\":"))
 	end := bytes.IndexAny(after, ",}")
