@@ -47,7 +47,7 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 	}
 	// The lean and checked gets read the files a get reads, with its
 	// environment and stdin.
-	leanGet := func(bin string) proc {
+	reads := func(bin string) proc {
 		c := exec.Command(bin, h.tokenFile, entry)
 		c.Env, c.Stdin = h.env, strings.NewReader(h.host)
 		return proc{c, wantGet}
@@ -60,8 +60,8 @@ func loopCommands(h *helperRuns, entry string, o options, st staged) []command {
 		cmd("floor: + net/http linked", "floor", st.netHTTP, file),
 		cmd(floorName, "floor", st.httpsJWT, file),
 		cmd(faultsName, "floor", st.faults, file),
-		cmd(leanGetName, "floor", st.leanGet, leanGet),
-		cmd(checkedGetName, "floor", st.checkedGet, leanGet),
+		cmd(leanGetName, "floor", st.leanGet, reads),
+		cmd(checkedGetName, "floor", st.checkedGet, reads),
 	)
 	for i, p := range o.peers {
 		cmds = append(cmds, cmd(p.name+" version", "peer", st.peers[i], func(bin string) proc {

@@ -120,8 +120,9 @@ func (r *results) printLoop() {
 
 // faultShare says, from the calibration floor, what a page fault costs a
 // process in this run, and how much of each of our commands' ratio to the
-// floor (and the lean and checked gets', what the work makes alone and with its checks) its page faults
-// beyond the floor's would account for at that cost.
+// floor (and the lean and checked gets': the work alone, and with a hit's
+// checks) its page faults beyond the floor's would account for at that
+// cost.
 // Empty when the calibration did not make more faults than the floor.
 func (r *results) faultShare() string {
 	fi := slices.IndexFunc(r.Loop, func(c commandResult) bool { return c.Name == floorName })

@@ -271,8 +271,7 @@ func main() {
 		os.Exit(1)
 	}
 	host := strings.TrimSpace(string(in))
-	served := strings.ToLower(host)
-	if served != strings.ToLower(os.Getenv("CHAINGUARD_REGISTRY")) {
+	if !strings.EqualFold(host, os.Getenv("CHAINGUARD_REGISTRY")) {
 		fail()
 	}
 	var st unix.Stat_t

@@ -61,10 +61,9 @@ func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
 // from the start, a small file takes one allocation and two reads (the
 // second finds the end) instead of a doubling series (four reads for a
 // 1 KiB token). The buffer is the file's size, not size+512 as
-// bytes.Buffer would make it: a cache entry then lands in a size class the
-// process has already used, not a fresh span whose pages fault (see
-// docs/benchmarks.md). A file that grew since is still read to its end or
-// the limit.
+// bytes.Buffer would make it: a smaller size class, which measured about
+// 0.3% of a cached get and two page faults fewer (docs/benchmarks.md). A
+// file that grew since is still read to its end or the limit.
 func readSized(f io.Reader, size, limit int64) ([]byte, error) {
 	limit = max(limit, 0) // as io.LimitReader: nothing to read
 	b := make([]byte, 0, min(max(size, 0), limit)+1)

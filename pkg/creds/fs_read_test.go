@@ -27,9 +27,7 @@ func TestReadSizedIsReadAllUpToTheLimit(t *testing.T) {
 			assert.Equal(t, want, got, "%d bytes, size hint %d", n, hint)
 			if hint == int64(n) && n < limit {
 				// One byte more than the file, to find its end: not the
-				// 512 more bytes.Buffer would leave, which can put the
-				// buffer in a larger size class (a fresh span) than the
-				// file needs.
+				// 512 more bytes.Buffer would leave.
 				assert.Equal(t, n+1, cap(got), "the buffer for a file of %d bytes", n)
 			}
 		}
